@@ -1,0 +1,119 @@
+"""Read a YAML file into plain values while remembering the line of every key.
+
+``${NAME}`` in a string is replaced by the environment variable NAME (an unset
+variable is a config error with its line); ``${NAME:-default}`` gives a default.
+Secrets are therefore never written in the file itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agent.errors import ConfigError
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class YamlDocument:
+    """Plain values of one YAML document plus the source line of each key path."""
+
+    def __init__(
+        self, filename: str, data: Any, lines: dict[tuple[str, ...], int], problems: list[str]
+    ) -> None:
+        self.filename = filename
+        self.problems = problems  # environment variables that were not set, duplicate keys
+        self.data = data
+        self._lines = lines
+
+    def line_of(self, path: tuple[str, ...]) -> int:
+        """Line of the deepest known key on ``path`` (1 for the document itself)."""
+        while path:
+            if path in self._lines:
+                return self._lines[path]
+            path = path[:-1]
+        return self._lines.get((), 1)
+
+
+def read_yaml(path: str | Path, *, expand_env: bool = True) -> YamlDocument:
+    """Parse ``path``; raise :class:`ConfigError` with ``file:line`` when it is not YAML.
+
+    Problems that do not stop parsing (an unset environment variable, a duplicate key) are
+    collected in ``problems`` so they are reported together with validation problems.
+    """
+    filename = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{filename}: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{filename}: not a UTF-8 text file") from exc
+    return parse_yaml(text, filename, expand_env=expand_env)
+
+
+def parse_yaml(text: str, filename: str, *, expand_env: bool = True) -> YamlDocument:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        lines: dict[tuple[str, ...], int] = {}
+        problems: list[str] = []
+        data = None if node is None else _walk(loader, node, (), lines, problems, filename, expand_env)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        raise ConfigError(f"{filename}:{line}: malformed YAML: {exc.problem or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{filename}: malformed YAML: {exc}") from exc
+    finally:
+        loader.dispose()
+    lines[()] = 1
+    return YamlDocument(filename, data, lines, problems)
+
+
+def _walk(  # noqa: PLR0913
+    loader: yaml.SafeLoader,
+    node: yaml.Node,
+    path: tuple[str, ...],
+    lines: dict[tuple[str, ...], int],
+    problems: list[str],
+    filename: str,
+    expand_env: bool,
+) -> Any:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(loader.construct_object(key_node, deep=True))
+            child = (*path, key)
+            if key in out:
+                problems.append(f"{filename}:{key_node.start_mark.line + 1}: {'.'.join(child)}: duplicate key")
+            lines[child] = key_node.start_mark.line + 1
+            out[key] = _walk(loader, value_node, child, lines, problems, filename, expand_env)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [
+            _walk(loader, item, (*path, str(i)), lines, problems, filename, expand_env)
+            for i, item in enumerate(node.value)
+        ]
+    value = loader.construct_object(node, deep=True)
+    if expand_env and isinstance(value, str) and "${" in value:
+        return _expand(value, path, node.start_mark.line + 1, problems, filename)
+    return value
+
+
+def _expand(value: str, path: tuple[str, ...], line: int, problems: list[str], filename: str) -> str:
+    def sub(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        problems.append(f"{filename}:{line}: {'.'.join(path)}: environment variable {name} is not set")
+        return ""
+
+    return _ENV.sub(sub, value)

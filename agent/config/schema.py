@@ -1,0 +1,262 @@
+"""Typed configuration sections. Validation lives here and in :mod:`agent.config.typed`; no I/O.
+
+Every section is a frozen dataclass; unknown keys are rejected. Cross-field rules
+are short ``_check`` methods returning ``(key, problem)`` pairs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from agent.config.secret import Secret
+
+Problems = list[tuple[str, str]]
+_TOPIC_SAFE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+SOURCE_KINDS = ("video", "dir", "glob", "synthetic", "v4l2", "rtsp", "http", "gst", "picamera2")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """A parsed ``camera.source``: its kind and what follows the prefix."""
+
+    kind: Literal["video", "dir", "glob", "synthetic", "v4l2", "rtsp", "http", "gst", "picamera2"]
+    target: str
+
+    @property
+    def finite(self) -> bool:
+        return self.kind in ("video", "dir", "glob")
+
+    @property
+    def is_file_replay(self) -> bool:
+        return self.finite
+
+
+def parse_source(text: str) -> SourceSpec:
+    """``video:PATH``, ``dir:PATH``, ``glob:PATTERN``, ``synthetic:[seed]``, ``v4l2:/dev/videoN|N``,
+    ``rtsp://…``, ``http(s)://…``, ``gst:PIPELINE``, ``picamera2:N``. Raise ValueError when unknown."""
+    if text.startswith(("rtsp://", "rtsps://")):
+        return SourceSpec("rtsp", text)
+    if text.startswith(("http://", "https://")):
+        return SourceSpec("http", text)
+    kind, sep, target = text.partition(":")
+    if not sep or kind not in SOURCE_KINDS:
+        raise ValueError(
+            f"unknown camera source {text!r} (use video:PATH, dir:PATH, glob:PATTERN, synthetic:, "
+            "v4l2:/dev/videoN, rtsp://…, http://…, gst:PIPELINE or picamera2:N)"
+        )
+    if kind in ("video", "dir", "glob", "gst") and not target:
+        raise ValueError(f"camera source {kind}: needs a {'pipeline' if kind == 'gst' else 'path'} after the colon")
+    return SourceSpec(kind, target)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceConfig:
+    id: str
+    site: str
+    line: str
+
+    def _check(self) -> Problems:
+        return [
+            (name, "may only contain letters, digits, '_', '-' and '.' (it is part of MQTT topics)")
+            for name in ("id", "site", "line")
+            if not _TOPIC_SAFE.match(getattr(self, name))
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class Picamera2Config:
+    width: int = 1280
+    height: int = 960
+    format: str = "RGB888"
+    exposure_us: int | None = None
+    analogue_gain: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CameraConfig:
+    source: str
+    fps: float = 30.0
+    realtime: bool = True
+    loop: bool = False
+    mode: Literal["continuous", "trigger"] = "continuous"
+    width: int | None = None  # requested capture size for V4L2/OpenCV devices
+    height: int | None = None
+    queue_size: int = 8  # lossless queue between capture and inference for file replays
+    reconnect_initial_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    read_timeout_s: float = 5.0  # a capture call taking longer is a stuck camera
+    picamera2: Picamera2Config = field(default_factory=Picamera2Config)
+    # Hand-off to the pipeline: None = automatic (live for devices, streams and synthetic, lossless
+    # for file replays); true marks a realtime replay as a live camera (latest frame wins, drops).
+    live: bool | None = None
+    synthetic_defect_rate: float = 0.3  # share of defective parts drawn by the synthetic: source
+
+    @property
+    def spec(self) -> SourceSpec:
+        return parse_source(self.source)
+
+    def _check(self) -> Problems:
+        problems: Problems = []
+        try:
+            parse_source(self.source)
+        except ValueError as exc:
+            problems.append(("source", str(exc)))
+        if self.fps <= 0:
+            problems.append(("fps", "must be greater than 0"))
+        if self.queue_size < 1:
+            problems.append(("queue_size", "must be at least 1"))
+        if self.reconnect_initial_s <= 0 or self.reconnect_max_s < self.reconnect_initial_s:
+            problems.append(("reconnect_max_s", "backoff needs 0 < reconnect_initial_s <= reconnect_max_s"))
+        if not 0.0 <= self.synthetic_defect_rate <= 1.0:
+            problems.append(("synthetic_defect_rate", "must be between 0 and 1"))
+        return problems
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    path: str
+    runtime: Literal["auto", "tflite", "onnx"] = "auto"
+    threads: int = 1
+    # TFLite delegates to load, e.g. ["libedgetpu.so.1"] for a Coral; empty: XNNPACK on the CPU.
+    delegates: list[str] = field(default_factory=list)
+    # onnxruntime providers in order of preference; only those installed are used, and a missing
+    # one is an error unless it is CPUExecutionProvider's fallback list.
+    providers: list[str] = field(default_factory=lambda: ["CPUExecutionProvider"])
+    # Directory that holds model packages; remote reload-model commands may only name paths inside it.
+    store: str | None = None
+    require_signature: bool = False
+    trusted_keys: list[str] = field(default_factory=list)  # paths to ed25519 public keys (PEM or raw hex)
+    fallback: str | None = None  # a smaller model package for the `fallback` overrun policy
+    warmup_runs: int = 3
+
+    def _check(self) -> Problems:
+        problems: Problems = []
+        if self.threads < 1:
+            problems.append(("threads", "must be at least 1"))
+        if self.require_signature and not self.trusted_keys:
+            problems.append(("trusted_keys", "require_signature is on but no trusted key is configured"))
+        return problems
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceConfig:
+    budget_ms: float | None = None  # None: the manifest's budget_ms
+    # Sustained overrun: over `overrun_window` inspected frames, more than `overrun_ratio` over budget.
+    overrun_window: int = 30
+    overrun_ratio: float = 0.5
+    overrun_policy: Literal["none", "skip", "fallback"] = "none"
+    skip_every: int = 2  # the skip policy inspects every Nth frame
+    hang_timeout_s: float = 5.0  # an inference call taking longer marks the agent degraded
+    rollback_frames: int = 20  # frames a new model must survive after a hot swap
+
+    def _check(self) -> Problems:
+        problems: Problems = []
+        if self.budget_ms is not None and self.budget_ms <= 0:
+            problems.append(("budget_ms", "must be greater than 0"))
+        if not 0.0 < self.overrun_ratio <= 1.0:
+            problems.append(("overrun_ratio", "must be in (0, 1]"))
+        if self.overrun_window < 1 or self.skip_every < 2:
+            problems.append(("overrun_window", "needs overrun_window >= 1 and skip_every >= 2"))
+        return problems
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    # Turning hostname verification off must be explicit, and is logged as a warning at start.
+    insecure_skip_verify: bool = False
+
+    def _check(self) -> Problems:
+        if (self.cert_file is None) != (self.key_file is None):
+            return [("cert_file", "cert_file and key_file go together")]
+        return []
+
+
+@dataclass(frozen=True, slots=True)
+class MqttConfig:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    topic_prefix: str = "inspection"
+    qos: Literal[0, 1] = 1  # for defect events, samples and other events
+    protocol: Literal["5", "3.1.1"] = "5"
+    client_id: str | None = None  # default: {prefix}-{site}-{line}-{device}
+    keepalive_s: int = 30
+    username: str | None = None
+    password: Secret | None = None  # use ${ENV}; or password_file / password_credential
+    password_file: str | None = None
+    password_credential: str | None = None  # a systemd LoadCredential= name
+    tls: TlsConfig | None = None
+    publish_results: bool = True  # every frame's result on .../result
+    results_qos: Literal[0, 1] = 0
+    max_packet_bytes: int = 262144  # keep below the broker's message_size_limit
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    connect_timeout_s: float = 10.0
+
+    def _check(self) -> Problems:
+        problems: Problems = []
+        if not 0 < self.port < 65536:
+            problems.append(("port", "must be between 1 and 65535"))
+        if not self.topic_prefix or any(c in self.topic_prefix for c in "#+\0") or self.topic_prefix.endswith("/"):
+            problems.append(("topic_prefix", "must be non-empty, without '#', '+' or a trailing '/'"))
+        sources = [self.password is not None, self.password_file is not None, self.password_credential is not None]
+        if sum(sources) > 1:
+            problems.append(("password", "give only one of password, password_file, password_credential"))
+        if self.max_packet_bytes < 1024:
+            problems.append(("max_packet_bytes", "must be at least 1024"))
+        if self.reconnect_min_s <= 0 or self.reconnect_max_s < self.reconnect_min_s:
+            problems.append(("reconnect_max_s", "backoff needs 0 < reconnect_min_s <= reconnect_max_s"))
+        return problems
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxConfig:
+    path: str = "/var/lib/inspection-agent/outbox.db"
+    max_bytes: int = 256 * 1024 * 1024
+    max_age_s: float = 7 * 24 * 3600.0
+
+    def _check(self) -> Problems:
+        return [("max_bytes", "must be at least 64 KiB")] if self.max_bytes < 65536 else []
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"  # auto: JSON unless stderr is a terminal
+
+
+@dataclass(frozen=True, slots=True)
+class StateConfig:
+    # Where the agent keeps what must survive a restart: model-state.json (hot-swap outcome,
+    # read by deploy/flash-model), health.json (read by `inspection-agent status`).
+    dir: str = "/var/lib/inspection-agent"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    device: DeviceConfig
+    camera: CameraConfig
+    model: ModelConfig
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    outbox: OutboxConfig = field(default_factory=OutboxConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    state: StateConfig = field(default_factory=StateConfig)
+    # Directory of the config file; relative paths in the file are relative to it.
+    base_dir: Path = field(default=Path("."), init=False, compare=False)
+
+    def resolve(self, path: str) -> Path:
+        """A path from the config, made absolute against the config file's directory."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    @property
+    def topic_root(self) -> str:
+        """``{prefix}/{site}/{line}/{device}``, the root of every topic this device publishes."""
+        return f"{self.mqtt.topic_prefix}/{self.device.site}/{self.device.line}/{self.device.id}"

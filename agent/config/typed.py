@@ -1,0 +1,172 @@
+"""Turn a parsed YAML tree into frozen dataclasses, reporting every problem at once.
+
+A tiny, strict validator driven by type hints: unknown keys are rejected,
+missing keys and wrong types are reported as ``file:line: key.path: what``.
+Supported hints: str, int, float, bool, Secret, Literal[...], X | None,
+list[X], tuple[X, ...], dict[str, X] and nested dataclasses. Fields with a
+default are optional. A dataclass may define ``_check(self) -> list[tuple[str, str]]``
+returning (key, problem) pairs for cross-field rules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+
+from agent.config.secret import Secret
+
+T = TypeVar("T")
+LineOf = Callable[[tuple[str, ...]], int]
+
+
+class _Collector:
+    def __init__(self, filename: str, line_of: LineOf) -> None:
+        self.filename = filename
+        self.line_of = line_of
+        self.problems: list[str] = []
+
+    def add(self, path: tuple[str, ...], message: str) -> None:
+        key = ".".join(path) if path else "(top level)"
+        self.problems.append(f"{self.filename}:{self.line_of(path)}: {key}: {message}")
+
+
+_MISSING = object()
+
+
+def build(cls: type[T], data: Any, filename: str, line_of: LineOf) -> tuple[T | None, list[str]]:
+    """Build ``cls`` from ``data``; return (instance or None, problems)."""
+    col = _Collector(filename, line_of)
+    value = _convert(cls, data, (), col)
+    if col.problems:
+        return None, col.problems
+    return typing.cast(T, value), []
+
+
+def _type_name(tp: Any) -> str:
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false", Secret: "a string"}
+    if tp in names:
+        return names[tp]
+    origin = get_origin(tp)
+    if origin in (list, tuple):
+        return "a list"
+    if origin is dict:
+        return "a mapping"
+    return str(tp)
+
+
+def _convert(tp: Any, value: Any, path: tuple[str, ...], col: _Collector) -> Any:  # noqa: PLR0911, C901
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(_pick_union_arm(args, value), value, path, col)
+    if origin is Literal:
+        choices = get_args(tp)
+        if value not in choices:
+            col.add(path, f"must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return _convert_dataclass(typing.cast(type, tp), value, path, col)
+    if origin in (list, tuple):
+        if not isinstance(value, list):
+            col.add(path, f"must be a list, got {_describe(value)}")
+            return None
+        item_tp = get_args(tp)[0]
+        items = [_convert(item_tp, v, (*path, str(i)), col) for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            col.add(path, f"must be a mapping, got {_describe(value)}")
+            return None
+        val_tp = get_args(tp)[1]
+        return {str(k): _convert(val_tp, v, (*path, str(k)), col) for k, v in value.items()}
+    return _convert_scalar(tp, value, path, col)
+
+
+def _pick_union_arm(args: list[Any], value: Any) -> Any:
+    """For ``str | dict[str, str]`` and the like: the arm whose shape matches the value."""
+    for arm in args:
+        origin = get_origin(arm)
+        if isinstance(value, Mapping) and (origin is dict or dataclasses.is_dataclass(arm)):
+            return arm
+        if isinstance(value, list) and origin in (list, tuple):
+            return arm
+    scalars = [a for a in args if get_origin(a) not in (dict, list, tuple) and not dataclasses.is_dataclass(a)]
+    return scalars[0] if scalars else args[0]
+
+
+def _convert_scalar(tp: Any, value: Any, path: tuple[str, ...], col: _Collector) -> Any:
+    if tp is bool:
+        if not isinstance(value, bool):
+            col.add(path, f"must be true or false, got {_describe(value)}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            col.add(path, f"must be an integer, got {_describe(value)}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            col.add(path, f"must be a number, got {_describe(value)}")
+            return value
+        return float(value)
+    if tp is str:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            col.add(path, f"must be a string, got {_describe(value)}")
+            return value
+        return str(value)
+    if tp is Secret:
+        if isinstance(value, Secret):
+            return value
+        if not isinstance(value, str):
+            col.add(path, f"must be a string, got {_describe(value)}")
+        return Secret(str(value))
+    if tp is Any:
+        return value
+    raise TypeError(f"unsupported config type {tp!r} at {'.'.join(path)}")
+
+
+def _convert_dataclass(cls: type, value: Any, path: tuple[str, ...], col: _Collector) -> Any:
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        col.add(path, f"must be a mapping, got {_describe(value)}")
+        return None
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    for key in value:
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            col.add((*path, str(key)), f"unknown key (known keys: {known})")
+    kwargs: dict[str, Any] = {}
+    before = len(col.problems)
+    for name, f in fields.items():
+        if name in value:
+            kwargs[name] = _convert(hints[name], value[name], (*path, name), col)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            col.add((*path, name), f"missing required key ({_type_name(hints[name])})")
+    if len(col.problems) > before:
+        return None
+    obj = cls(**kwargs)
+    check = getattr(obj, "_check", None)
+    if check is not None:
+        for key, problem in check():
+            col.add((*path, key) if key else path, problem)
+    return obj
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return f"a boolean ({value})"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"
