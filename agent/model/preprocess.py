@@ -1,0 +1,144 @@
+"""Frame -> input tensor, decided once per model from its manifest and its real input tensor.
+
+The per-frame path is a handful of OpenCV/numpy calls with no branching on settings:
+colour conversion, resize (stretch, letterbox or centre crop), one fused
+multiply-add for scale/mean/std and quantization, layout, batch axis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from agent.errors import ModelError
+from agent.model.manifest import InputSpec
+from agent.runtimes.base import TensorSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Transform:
+    """Affine map from frame pixels to model-input pixels: ``input = frame * scale + offset``."""
+
+    frame_w: int
+    frame_h: int
+    sx: float
+    sy: float
+    ox: float
+    oy: float
+
+    def to_frame_normalised(self, x: float, y: float) -> tuple[float, float]:
+        """A model-input pixel position as a 0..1 position in the original frame (clipped)."""
+        fx = (x - self.ox) / self.sx / self.frame_w
+        fy = (y - self.oy) / self.sy / self.frame_h
+        return min(max(fx, 0.0), 1.0), min(max(fy, 0.0), 1.0)
+
+
+_COLOR: dict[str, int | None] = {"BGR": None, "RGB": cv2.COLOR_BGR2RGB, "GRAY": cv2.COLOR_BGR2GRAY}
+
+
+class Preprocessor:
+    """Callable turning a BGR uint8 frame into the model's input tensor plus its :class:`Transform`."""
+
+    def __init__(self, spec: InputSpec, tensor: TensorSpec) -> None:
+        self.spec = spec
+        self.tensor = tensor
+        self.shape = self._shape(spec, tensor)
+        self._convert = _COLOR[spec.color]
+        self._resize = _RESIZERS[spec.resize]
+        self._finish = _normaliser(spec, tensor)
+
+    @staticmethod
+    def _shape(spec: InputSpec, tensor: TensorSpec) -> tuple[int, ...]:
+        want = (1, spec.height, spec.width, spec.channels)
+        if spec.layout == "NCHW":
+            want = (1, spec.channels, spec.height, spec.width)
+        if len(tensor.shape) != 4:
+            raise ModelError(f"model input {tensor.name} has shape {tensor.shape}; a 4-D image tensor is needed")
+        for have, need in zip(tensor.shape, want, strict=True):
+            if have is not None and have != need:
+                raise ModelError(
+                    f"manifest input {spec.layout} {want} does not match the model's input {tensor.shape} "
+                    "(check width/height/color/layout)"
+                )
+        return want
+
+    def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, Transform]:
+        image = frame if self._convert is None else cv2.cvtColor(frame, self._convert)
+        resized, transform = self._resize(image, self.spec)
+        return self._finish(resized), transform
+
+
+def _stretch(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Transform]:
+    h, w = image.shape[:2]
+    interp = cv2.INTER_AREA if w >= spec.width else cv2.INTER_LINEAR
+    out = cv2.resize(image, (spec.width, spec.height), interpolation=interp)
+    return out, Transform(w, h, spec.width / w, spec.height / h, 0.0, 0.0)
+
+
+def _letterbox(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Transform]:
+    h, w = image.shape[:2]
+    s = min(spec.width / w, spec.height / h)
+    nw, nh = max(1, round(w * s)), max(1, round(h * s))
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    inner = cv2.resize(image, (nw, nh), interpolation=interp)
+    left, top = (spec.width - nw) // 2, (spec.height - nh) // 2
+    fill = [spec.letterbox_fill] * (1 if image.ndim == 2 else 3)
+    out = cv2.copyMakeBorder(
+        inner, top, spec.height - nh - top, left, spec.width - nw - left, cv2.BORDER_CONSTANT, value=fill
+    )
+    return out, Transform(w, h, nw / w, nh / h, float(left), float(top))
+
+
+def _center_crop(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Transform]:
+    h, w = image.shape[:2]
+    s = max(spec.width / w, spec.height / h)
+    cw, ch = min(w, round(spec.width / s)), min(h, round(spec.height / s))
+    x0, y0 = (w - cw) // 2, (h - ch) // 2
+    crop = image[y0 : y0 + ch, x0 : x0 + cw]
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    out = cv2.resize(crop, (spec.width, spec.height), interpolation=interp)
+    sx, sy = spec.width / cw, spec.height / ch
+    return out, Transform(w, h, sx, sy, -x0 * sx, -y0 * sy)
+
+
+_RESIZERS: dict[str, Callable[[np.ndarray, InputSpec], tuple[np.ndarray, Transform]]] = {
+    "stretch": _stretch,
+    "letterbox": _letterbox,
+    "center_crop": _center_crop,
+}
+
+
+def _normaliser(spec: InputSpec, tensor: TensorSpec) -> Callable[[np.ndarray], np.ndarray]:
+    """One fused ``x * a + b`` (scale, mean, std and input quantization folded together), then layout."""
+    channels = spec.channels
+    std = np.resize(np.asarray(spec.std, np.float32), channels)
+    mean = np.resize(np.asarray(spec.mean, np.float32), channels)
+    a = spec.scale / std
+    b = -mean / std
+    dtype = tensor.dtype
+    integer = np.issubdtype(dtype, np.integer)
+    if tensor.quantized:
+        a, b = a / tensor.scale, b / tensor.scale + tensor.zero_point
+    lo, hi = (np.iinfo(dtype).min, np.iinfo(dtype).max) if integer else (0, 0)
+    a_, b_ = a.astype(np.float32), b.astype(np.float32)
+    identity = integer and dtype == np.uint8 and np.all(a_ == 1) and np.all(b_ == 0)
+    nchw = spec.layout == "NCHW"
+
+    def finish(image: np.ndarray) -> np.ndarray:
+        hwc = image.reshape(image.shape[0], image.shape[1], channels)
+        if identity:
+            x = hwc
+        else:
+            x = hwc.astype(np.float32) * a_ + b_
+            if integer:
+                x = np.clip(np.rint(x), lo, hi).astype(dtype)
+            elif dtype != np.float32:
+                x = x.astype(dtype)
+        if nchw:
+            x = x.transpose(2, 0, 1)
+        return np.ascontiguousarray(x[np.newaxis])
+
+    return finish
