@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -20,7 +21,9 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 def configure(level: str = "info", fmt: str = "auto", **context: Any) -> None:
     """Set up structlog once per process; ``context`` (device, model_version…) goes on every line."""
     as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
-    renderer: Any = structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=False)
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=False)
+    )
     structlog.configure(
         processors=[
             _add_context,
@@ -37,7 +40,9 @@ def configure(level: str = "info", fmt: str = "auto", **context: Any) -> None:
     _CONTEXT.clear()
     bind(**context)
     # Libraries that use stdlib logging (paho) go to the same stream at warning and above.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 def bind(**context: Any) -> None:
@@ -45,7 +50,7 @@ def bind(**context: Any) -> None:
     _CONTEXT.update({k: v for k, v in context.items() if v is not None})
 
 
-def _add_context(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def _add_context(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in _CONTEXT.items():
         event.setdefault(key, value)
     return event

@@ -38,7 +38,8 @@ def read_password(mqtt: MqttConfig, base_dir: Path) -> Secret | None:
         directory = os.environ.get("CREDENTIALS_DIRECTORY")
         if not directory:
             raise ConfigError(
-                "mqtt.password_credential: $CREDENTIALS_DIRECTORY is not set (use LoadCredential= in the unit)"
+                "mqtt.password_credential: $CREDENTIALS_DIRECTORY is not set "
+                "(use LoadCredential= in the unit)"
             )
         return _read_secret_file(Path(directory) / mqtt.password_credential, "mqtt.password_credential")
     return None

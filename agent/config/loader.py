@@ -59,9 +59,8 @@ def parse_yaml(text: str, filename: str, *, expand_env: bool = True) -> YamlDocu
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
-        lines: dict[tuple[str, ...], int] = {}
-        problems: list[str] = []
-        data = None if node is None else _walk(loader, node, (), lines, problems, filename, expand_env)
+        walker = _Walker(loader, filename, expand_env)
+        data = None if node is None else walker.walk(node, ())
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
@@ -70,40 +69,43 @@ def parse_yaml(text: str, filename: str, *, expand_env: bool = True) -> YamlDocu
         raise ConfigError(f"{filename}: malformed YAML: {exc}") from exc
     finally:
         loader.dispose()
-    lines[()] = 1
-    return YamlDocument(filename, data, lines, problems)
+    walker.lines[()] = 1
+    return YamlDocument(filename, data, walker.lines, walker.problems)
 
 
-def _walk(  # noqa: PLR0913
-    loader: yaml.SafeLoader,
-    node: yaml.Node,
-    path: tuple[str, ...],
-    lines: dict[tuple[str, ...], int],
-    problems: list[str],
-    filename: str,
-    expand_env: bool,
-) -> Any:
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
+class _Walker:
+    """Turns composed YAML nodes into plain values, noting each key's line and env problems."""
+
+    def __init__(self, loader: yaml.SafeLoader, filename: str, expand_env: bool) -> None:
+        self.loader = loader
+        self.filename = filename
+        self.expand_env = expand_env
+        self.lines: dict[tuple[str, ...], int] = {}
+        self.problems: list[str] = []
+
+    def walk(self, node: yaml.Node, path: tuple[str, ...]) -> Any:
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.walk(item, (*path, str(i))) for i, item in enumerate(node.value)]
+        value = self.loader.construct_object(node, deep=True)
+        if self.expand_env and isinstance(value, str) and "${" in value:
+            return _expand(value, path, node.start_mark.line + 1, self.problems, self.filename)
+        return value
+
+    def _mapping(self, node: yaml.MappingNode, path: tuple[str, ...]) -> dict[str, Any]:
+        self.loader.flatten_mapping(node)
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = str(loader.construct_object(key_node, deep=True))
+            key = str(self.loader.construct_object(key_node, deep=True))
             child = (*path, key)
+            line = key_node.start_mark.line + 1
             if key in out:
-                problems.append(f"{filename}:{key_node.start_mark.line + 1}: {'.'.join(child)}: duplicate key")
-            lines[child] = key_node.start_mark.line + 1
-            out[key] = _walk(loader, value_node, child, lines, problems, filename, expand_env)
+                self.problems.append(f"{self.filename}:{line}: {'.'.join(child)}: duplicate key")
+            self.lines[child] = line
+            out[key] = self.walk(value_node, child)
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [
-            _walk(loader, item, (*path, str(i)), lines, problems, filename, expand_env)
-            for i, item in enumerate(node.value)
-        ]
-    value = loader.construct_object(node, deep=True)
-    if expand_env and isinstance(value, str) and "${" in value:
-        return _expand(value, path, node.start_mark.line + 1, problems, filename)
-    return value
 
 
 def _expand(value: str, path: tuple[str, ...], line: int, problems: list[str], filename: str) -> str:

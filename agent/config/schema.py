@@ -49,7 +49,9 @@ def parse_source(text: str) -> SourceSpec:
             "v4l2:/dev/videoN, rtsp://…, http://…, gst:PIPELINE or picamera2:N)"
         )
     if kind in ("video", "dir", "glob", "gst") and not target:
-        raise ValueError(f"camera source {kind}: needs a {'pipeline' if kind == 'gst' else 'path'} after the colon")
+        raise ValueError(
+            f"camera source {kind}: needs a {'pipeline' if kind == 'gst' else 'path'} after the colon"
+        )
     return SourceSpec(kind, target)  # type: ignore[arg-type]
 
 
@@ -203,9 +205,17 @@ class MqttConfig:
         problems: Problems = []
         if not 0 < self.port < 65536:
             problems.append(("port", "must be between 1 and 65535"))
-        if not self.topic_prefix or any(c in self.topic_prefix for c in "#+\0") or self.topic_prefix.endswith("/"):
+        if (
+            not self.topic_prefix
+            or any(c in self.topic_prefix for c in "#+\0")
+            or self.topic_prefix.endswith("/")
+        ):
             problems.append(("topic_prefix", "must be non-empty, without '#', '+' or a trailing '/'"))
-        sources = [self.password is not None, self.password_file is not None, self.password_credential is not None]
+        sources = [
+            self.password is not None,
+            self.password_file is not None,
+            self.password_credential is not None,
+        ]
         if sum(sources) > 1:
             problems.append(("password", "give only one of password, password_file, password_credential"))
         if self.max_packet_bytes < 1024:

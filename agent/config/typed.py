@@ -59,7 +59,7 @@ def _type_name(tp: Any) -> str:
     return str(tp)
 
 
-def _convert(tp: Any, value: Any, path: tuple[str, ...], col: _Collector) -> Any:  # noqa: PLR0911, C901
+def _convert(tp: Any, value: Any, path: tuple[str, ...], col: _Collector) -> Any:  # noqa: PLR0911
     origin = get_origin(tp)
     if origin in (Union, types.UnionType):
         args = [a for a in get_args(tp) if a is not type(None)]
@@ -97,38 +97,55 @@ def _pick_union_arm(args: list[Any], value: Any) -> Any:
             return arm
         if isinstance(value, list) and origin in (list, tuple):
             return arm
-    scalars = [a for a in args if get_origin(a) not in (dict, list, tuple) and not dataclasses.is_dataclass(a)]
+    scalars = [
+        a for a in args if get_origin(a) not in (dict, list, tuple) and not dataclasses.is_dataclass(a)
+    ]
     return scalars[0] if scalars else args[0]
 
 
+def _as_bool(value: Any) -> tuple[bool, Any]:
+    return isinstance(value, bool), value
+
+
+def _as_int(value: Any) -> tuple[bool, Any]:
+    return isinstance(value, int) and not isinstance(value, bool), value
+
+
+def _as_float(value: Any) -> tuple[bool, Any]:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return ok, float(value) if ok else value
+
+
+def _as_str(value: Any) -> tuple[bool, Any]:
+    ok = isinstance(value, str | int | float) and not isinstance(value, bool)
+    return ok, str(value) if ok else value
+
+
+def _as_secret(value: Any) -> tuple[bool, Any]:
+    if isinstance(value, Secret):
+        return True, value
+    return isinstance(value, str), Secret(str(value))
+
+
+_SCALARS: dict[Any, Callable[[Any], tuple[bool, Any]]] = {
+    bool: _as_bool,
+    int: _as_int,
+    float: _as_float,
+    str: _as_str,
+    Secret: _as_secret,
+    Any: lambda value: (True, value),
+}
+
+
 def _convert_scalar(tp: Any, value: Any, path: tuple[str, ...], col: _Collector) -> Any:
-    if tp is bool:
-        if not isinstance(value, bool):
-            col.add(path, f"must be true or false, got {_describe(value)}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            col.add(path, f"must be an integer, got {_describe(value)}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            col.add(path, f"must be a number, got {_describe(value)}")
-            return value
-        return float(value)
-    if tp is str:
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            col.add(path, f"must be a string, got {_describe(value)}")
-            return value
-        return str(value)
-    if tp is Secret:
-        if isinstance(value, Secret):
-            return value
-        if not isinstance(value, str):
-            col.add(path, f"must be a string, got {_describe(value)}")
-        return Secret(str(value))
-    if tp is Any:
-        return value
-    raise TypeError(f"unsupported config type {tp!r} at {'.'.join(path)}")
+    try:
+        convert = _SCALARS[tp]
+    except KeyError:
+        raise TypeError(f"unsupported config type {tp!r} at {'.'.join(path)}") from None
+    ok, converted = convert(value)
+    if not ok:
+        col.add(path, f"must be {_type_name(tp)}, got {_describe(value)}")
+    return converted
 
 
 def _convert_dataclass(cls: type, value: Any, path: tuple[str, ...], col: _Collector) -> Any:

@@ -45,7 +45,7 @@ class LoadedModel:
         return self.runtime.run(tensor)
 
     def infer(self, image: np.ndarray) -> InferenceResult:
-        """Preprocess, run and postprocess one BGR frame (for tools and tests; the pipeline times each step)."""
+        """Preprocess, run and postprocess one BGR frame (tools and tests; the pipeline times each step)."""
         tensor, transform = self.preprocess(image)
         return self.postprocess(self.runtime.run(tensor), transform)
 

@@ -61,6 +61,8 @@ class OutputSpec:
     box_format: Literal["auto", "xywh", "xyxy", "yxyx"] = "auto"
     iou_threshold: float = 0.45
     max_detections: int = 100
+    # Detection: candidates scoring below it are dropped before NMS (per-label raw maxima are kept whole).
+    score_floor: float = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +100,11 @@ class Manifest:
         elif isinstance(self.file, dict) and isinstance(self.sha256, dict):
             if set(self.file) != set(self.sha256):
                 problems.append(("sha256", "needs exactly the runtimes listed in file"))
-            problems += [("file", f"unknown runtime {k!r} (tflite or onnx)") for k in self.file if k not in SUFFIX_RUNTIME.values()]
+            problems += [
+                ("file", f"unknown runtime {k!r} (tflite or onnx)")
+                for k in self.file
+                if k not in SUFFIX_RUNTIME.values()
+            ]
         if self.budget_ms <= 0:
             problems.append(("budget_ms", "must be greater than 0"))
         return problems
@@ -110,7 +116,9 @@ class Manifest:
         assert isinstance(self.file, str) and isinstance(self.sha256, str)
         kind = self.runtime or SUFFIX_RUNTIME.get(Path(self.file).suffix.lower())
         if kind is None:
-            raise ModelError(f"cannot tell the runtime of {self.file!r}: set runtime: tflite|onnx in the manifest")
+            raise ModelError(
+                f"cannot tell the runtime of {self.file!r}: set runtime: tflite|onnx in the manifest"
+            )
         return {kind: (self.file, self.sha256)}
 
 

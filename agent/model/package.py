@@ -38,7 +38,7 @@ class ModelPackage:
 
 
 def inside(root: Path, relative: str, what: str) -> Path:
-    """``root/relative`` resolved, refusing anything that leaves ``root`` (``../``, absolute paths, symlinks out)."""
+    """``root/relative`` resolved; refuses anything leaving ``root`` (``../``, absolute paths, links out)."""
     target = (root / relative).resolve()
     if not target.is_relative_to(root):
         raise ModelError(f"{what} {relative!r} points outside the package directory {root}")
@@ -60,7 +60,8 @@ def choose_runtime(manifest: Manifest, wanted: Literal["auto", "tflite", "onnx"]
         return "tflite" if "tflite" in carried else next(iter(carried))
     if wanted not in carried:
         raise ModelError(
-            f"model {manifest.name} {manifest.version} has no {wanted} file (it carries: {', '.join(carried)})"
+            f"model {manifest.name} {manifest.version} has no {wanted} file "
+            f"(it carries: {', '.join(carried)})"
         )
     return wanted
 
@@ -71,7 +72,11 @@ def open_package(
     """Read and check a package directory; raise :class:`ModelError` with one clear reason."""
     root = Path(path).resolve()
     if not root.is_dir():
-        raise ModelError(f"model package {path} is not a directory" if root.exists() else f"model package {path} does not exist")
+        raise ModelError(
+            f"model package {path} is not a directory"
+            if root.exists()
+            else f"model package {path} does not exist"
+        )
     manifest_path = root / MANIFEST
     if not manifest_path.is_file():
         raise ModelError(f"model package {path} has no {MANIFEST}")
@@ -98,9 +103,13 @@ def _labels(root: Path, manifest: Manifest) -> tuple[str, ...]:
         assert manifest.labels_file is not None
         path = inside(root, manifest.labels_file, "labels_file")
         try:
-            labels = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+            labels = tuple(
+                line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+            )
         except OSError as exc:
-            raise ModelError(f"cannot read labels_file {manifest.labels_file}: {exc.strerror or exc}") from exc
+            raise ModelError(
+                f"cannot read labels_file {manifest.labels_file}: {exc.strerror or exc}"
+            ) from exc
     if not labels:
         raise ModelError(f"model {manifest.name} has no labels")
     if len(set(labels)) != len(labels):

@@ -59,7 +59,11 @@ class Thresholder:
 
 class ClassificationPostprocessor:
     def __init__(
-        self, manifest: Manifest, labels: tuple[str, ...], outputs: tuple[TensorSpec, ...], defects: frozenset[str]
+        self,
+        manifest: Manifest,
+        labels: tuple[str, ...],
+        outputs: tuple[TensorSpec, ...],
+        defects: frozenset[str],
     ) -> None:
         self.labels = labels
         self.spec = outputs[0]

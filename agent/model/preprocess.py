@@ -56,7 +56,9 @@ class Preprocessor:
         if spec.layout == "NCHW":
             want = (1, spec.channels, spec.height, spec.width)
         if len(tensor.shape) != 4:
-            raise ModelError(f"model input {tensor.name} has shape {tensor.shape}; a 4-D image tensor is needed")
+            raise ModelError(
+                f"model input {tensor.name} has shape {tensor.shape}; a 4-D image tensor is needed"
+            )
         for have, need in zip(tensor.shape, want, strict=True):
             if have is not None and have != need:
                 raise ModelError(
@@ -122,7 +124,8 @@ def _normaliser(spec: InputSpec, tensor: TensorSpec) -> Callable[[np.ndarray], n
     integer = np.issubdtype(dtype, np.integer)
     if tensor.quantized:
         a, b = a / tensor.scale, b / tensor.scale + tensor.zero_point
-    lo, hi = (np.iinfo(dtype).min, np.iinfo(dtype).max) if integer else (0, 0)
+    info = np.iinfo(dtype.type) if integer else None  # type: ignore[type-var]
+    lo, hi = (info.min, info.max) if info is not None else (0, 0)
     a_, b_ = a.astype(np.float32), b.astype(np.float32)
     identity = integer and dtype == np.uint8 and np.all(a_ == 1) and np.all(b_ == 0)
     nchw = spec.layout == "NCHW"

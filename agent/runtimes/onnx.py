@@ -1,4 +1,4 @@
-"""onnxruntime runtime, with a configured execution-provider list (CPU by default; CUDA/TensorRT on Jetson)."""
+"""onnxruntime runtime with a configured provider list (CPU by default; CUDA/TensorRT on Jetson)."""
 
 from __future__ import annotations
 

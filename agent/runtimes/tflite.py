@@ -28,7 +28,7 @@ def _import_interpreter() -> Any:
     for name in _MODULES:
         try:
             return importlib.import_module(name)
-        except Exception as exc:  # noqa: BLE001 - an incompatible wheel raises anything at import
+        except Exception as exc:
             failures.append(f"{name}: {type(exc).__name__}")
     raise RuntimeMissingError(
         "no TFLite runtime is installed (install the extra: pip install 'edge-inspection-agent[tflite]'; "
