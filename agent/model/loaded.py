@@ -53,9 +53,10 @@ class LoadedModel:
         """Run a few blank frames so the first real frame does not pay for lazy allocations."""
         spec = self.package.manifest.input
         blank = np.zeros((spec.height, spec.width, 3), np.uint8)
-        tensor, _ = self.preprocess(blank)
-        for _ in range(runs):
-            self.runtime.run(tensor)
+        tensor, transform = self.preprocess(blank)
+        outputs = [self.runtime.run(tensor) for _ in range(runs)]
+        if outputs:  # postprocess once too: a model answering NaN is refused at start, not on the line
+            self.postprocess(outputs[-1], transform)
 
     def describe(self) -> dict[str, Any]:
         return {**self.summary, "task": self.package.manifest.task}
@@ -67,6 +68,10 @@ class LoadedModel:
 def load_model(path: str, cfg: ModelConfig, *, warmup: bool = True) -> LoadedModel:
     """Open, verify and load a package; raise ModelError (or RuntimeMissingError) with one reason."""
     package = open_package(path, cfg.runtime)
+    if cfg.require_signature:
+        from agent.model.signing import verify_signature
+
+        verify_signature(package.root, cfg.trusted_keys)
     model = LoadedModel(package, open_runtime(package.runtime, package.model_file, cfg))
     if warmup:
         model.warm_up(cfg.warmup_runs)

@@ -1,0 +1,82 @@
+"""Result and event payloads: the JSON documented in docs/mqtt.md and agent/schemas/."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from agent.capture.base import Frame
+from agent.config.schema import DeviceConfig
+from agent.ids import new_id
+from agent.model.result import InferenceResult
+
+
+def _r(value: float) -> float:
+    return round(value, 3)
+
+
+def result_payload(
+    *,
+    device: DeviceConfig,
+    frame: Frame,
+    result: InferenceResult,
+    model: dict[str, Any],
+    latency: tuple[float, ...],
+    budget_ms: float,
+) -> dict[str, Any]:
+    """``latency`` is (capture, queue, preprocess, infer, postprocess, total) in ms."""
+    capture, queued, pre, infer, post, total = latency
+    payload: dict[str, Any] = {
+        "id": new_id(frame.ts_ms),
+        "ts": frame.ts_ms,
+        "device": device.id,
+        "site": device.site,
+        "line": device.line,
+        "frame": frame.seq,
+        "model": model,
+        "label": result.label,
+        "score": _r(result.score),
+        "scores": {k: round(v, 4) for k, v in result.scores.items()},
+        "defect": result.is_defect,
+        "over_budget": total > budget_ms,
+        "budget_ms": budget_ms,
+        "latency_ms": {
+            "capture": _r(capture),
+            "queue": _r(queued),
+            "preprocess": _r(pre),
+            "infer": _r(infer),
+            "postprocess": _r(post),
+            "total": _r(total),
+        },
+    }
+    if result.detections:
+        payload["detections"] = [
+            {"label": d.label, "score": round(d.score, 4), "box": [round(v, 4) for v in d.box]}
+            for d in result.detections
+        ]
+    if result.anomaly_score is not None:
+        payload["anomaly_score"] = round(result.anomaly_score, 4)
+    if frame.ref is not None:
+        payload["ref"] = frame.ref
+    return payload
+
+
+def event_payload(
+    device: DeviceConfig, kind: str, severity: str, message: str, details: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "ts": int(time.time() * 1000),
+        "device": device.id,
+        "site": device.site,
+        "line": device.line,
+        "type": kind,
+        "severity": severity,
+        "message": message,
+        "details": details,
+    }
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()

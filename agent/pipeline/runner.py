@@ -1,0 +1,314 @@
+"""The real-time pipeline: capture -> preprocess+inference -> postprocess+publish, one thread each.
+
+Native calls (OpenCV decode, the runtime's invoke) release the GIL, so the three
+stages overlap. Live sources hand frames over through a one-slot latest-frame
+slot and frames older than the budget are dropped as stale; replays go through
+a bounded lossless queue. Every frame carries its capture time and per-stage timings.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import structlog
+
+from agent.capture.base import Frame, FrameSource
+from agent.config.schema import AgentConfig
+from agent.errors import AgentError, CameraError
+from agent.model.loaded import LoadedModel
+from agent.model.preprocess import Transform
+from agent.model.result import InferenceResult
+from agent.pipeline.budget import EventSink, OverrunMonitor
+from agent.pipeline.handoff import BoundedQueue, Closed, Handoff, LatestSlot
+from agent.pipeline.payloads import encode, result_payload
+from agent.pipeline.stats import Counters, LatencyWindow
+from agent.pipeline.swap import ModelSlot
+from agent.publish import Priority, Sink, Topics
+
+log = structlog.get_logger(__name__)
+
+
+class FrameObserver(Protocol):
+    """Sees every inspected frame after publishing (sampler, drift): must be cheap."""
+
+    def observe(self, frame: Frame, result: InferenceResult, payload: dict[str, Any]) -> None: ...
+
+
+@dataclass(slots=True)
+class Job:
+    frame: Frame
+    queued_at: float = 0.0
+    model: LoadedModel | None = None
+    outputs: list[np.ndarray] | None = None
+    transform: Transform | None = None
+    preprocess_ms: float = 0.0
+    infer_ms: float = 0.0
+    queue_ms: float = 0.0
+    error: str | None = None
+    reply: Future[dict[str, Any]] | None = field(default=None)
+
+
+_END: Any = object()
+
+
+class Pipeline:
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        *,
+        source_factory: Callable[[], FrameSource],
+        slot: ModelSlot,
+        topics: Topics,
+        sink: Sink,
+        emit: EventSink,
+        observers: Sequence[FrameObserver] = (),
+        fallback_hold_s: float = 60.0,
+    ) -> None:
+        self.cfg = cfg
+        self.slot = slot
+        self.topics = topics
+        self._sink = sink
+        self._emit = emit
+        self._observers = list(observers)
+        self._source_factory = source_factory
+        self.source: FrameSource | None = None
+        self.counters = Counters()
+        self.latency = LatencyWindow()
+        self.overrun = OverrunMonitor(
+            cfg.inference, emit, fallback=slot.use_fallback, fallback_hold_s=fallback_hold_s
+        )
+        self.done = threading.Event()  # a finite source ended and every frame was published
+        self.failure: AgentError | None = None
+        self.last_inspected = 0.0  # monotonic time of the last published frame (liveness)
+        self.capture_started: float | None = None  # set while a capture read is in progress
+        self.infer_started: float | None = None  # set while preprocess+invoke runs
+        self._stop = threading.Event()
+        self._generation = {"capture": 0, "infer": 0}
+        self._live = True
+        self._frames: Handoff[Job] = LatestSlot()
+        self._results: BoundedQueue[Job] = BoundedQueue(max(4, cfg.camera.queue_size))
+        self._trigger_lock = threading.Lock()
+        self._skip_n = 0
+
+    # -- lifecycle --------------------------------------------------------------------
+    def start(self) -> None:
+        """Open the source (a finite source that cannot be opened raises CameraError) and start the stages."""
+        self.source = self._source_factory()
+        self.source.open()
+        self._live = bool(self.source.live)
+        if not self._live:
+            self._frames = BoundedQueue(self.cfg.camera.queue_size)
+        if self.cfg.camera.mode == "continuous":
+            self._spawn("capture", self._capture_loop)
+        self._spawn("infer", self._infer_loop)
+        self._spawn("publish", self._publish_loop)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._frames.close()
+        self._results.close()
+        if self.source is not None:
+            self.source.close()
+
+    def _spawn(self, stage: str, target: Callable[[int], None]) -> None:
+        self._generation[stage] = self._generation.get(stage, 0) + 1
+        gen = self._generation[stage]
+        threading.Thread(
+            target=self._guard, args=(stage, target, gen), name=f"{stage}-{gen}", daemon=True
+        ).start()
+
+    def _guard(self, stage: str, target: Callable[[int], None], gen: int) -> None:
+        try:
+            target(gen)
+        except Closed:
+            pass
+        except Exception as exc:  # a bug in a stage must stop the agent loudly, not hang it
+            log.exception("stage_crashed", stage=stage)
+            self.fail(AgentError(f"{stage} stage crashed: {exc}"))
+
+    def fail(self, error: AgentError) -> None:
+        if self.failure is None:
+            self.failure = error
+        self.done.set()
+
+    def restart_stage(self, stage: str) -> None:
+        """Abandon a stuck stage thread (its late result is discarded) and start a fresh one."""
+        if stage == "capture":
+            old = self.source
+            self.counters.camera_restarts += 1
+            self.capture_started = None
+            self.source = self._source_factory()
+            self.source.open()
+            if old is not None:
+                threading.Thread(target=old.close, daemon=True).start()
+            self._spawn("capture", self._capture_loop)
+        else:
+            self.counters.inference_restarts += 1
+            self.counters.errors += 1  # the frame inside the hung call is lost
+            self.infer_started = None
+            self._spawn("infer", self._infer_loop)
+
+    # -- stage 1: capture -------------------------------------------------------------
+    def _capture_loop(self, gen: int) -> None:
+        source = self.source
+        assert source is not None
+        while not self._stop.is_set():
+            self.capture_started = time.monotonic()
+            try:
+                frame = source.read()
+            except CameraError as exc:
+                self.fail(exc)
+                frame = None
+            if gen != self._generation["capture"]:
+                return
+            self.capture_started = None
+            if frame is None:
+                self._frames.put_final(_END)  # type: ignore[attr-defined]
+                return
+            self.counters.captured += 1
+            if self._frames.put(Job(frame, queued_at=time.monotonic())):
+                self.counters.dropped += 1
+
+    def trigger(self, timeout: float) -> dict[str, Any]:
+        """Triggered mode: capture one frame now, inspect it, return its result payload."""
+        assert self.source is not None
+        with self._trigger_lock:
+            frame = self.source.read()
+        if frame is None:
+            raise CameraError("the camera returned no frame")
+        self.counters.captured += 1
+        job = Job(frame, queued_at=time.monotonic(), reply=Future())
+        self._frames.put(job)
+        assert job.reply is not None
+        return job.reply.result(timeout)
+
+    # -- stage 2: preprocess + inference ------------------------------------------------
+    def _budget_ms(self, model: LoadedModel) -> float:
+        return self.cfg.inference.budget_ms or model.package.manifest.budget_ms
+
+    def _infer_loop(self, gen: int) -> None:
+        while not self._stop.is_set():
+            job = self._frames.get(0.25)
+            if job is None:
+                continue
+            if job is _END:
+                self._results.put(_END)
+                return
+            if self._admit(job):
+                self._infer(job, gen)
+                if gen != self._generation["infer"]:
+                    return  # this thread was declared hung and replaced: drop its late result
+                self._results.put(job)
+
+    def _admit(self, job: Job) -> bool:
+        """Stale frames (live sources only) and frames passed over by the skip policy are dropped here."""
+        if job.reply is not None:
+            return True
+        model = self.slot.model
+        if self._live and (time.monotonic() - job.frame.mono) * 1000.0 > self._budget_ms(model):
+            self.counters.stale += 1
+            return False
+        every = self.overrun.skip_every
+        if every > 1:
+            self._skip_n += 1
+            if self._skip_n % every:
+                self.counters.skipped += 1
+                return False
+        return True
+
+    def _infer(self, job: Job, gen: int) -> None:
+        model = self.slot.take()
+        job.model = model
+        t0 = time.monotonic()
+        job.queue_ms = (t0 - job.queued_at) * 1000.0
+        self.infer_started = t0
+        try:
+            tensor, job.transform = model.preprocess(job.frame.image)
+            t1 = time.monotonic()
+            job.outputs = model.run(tensor)
+            t2 = time.monotonic()
+            job.preprocess_ms, job.infer_ms = (t1 - t0) * 1000.0, (t2 - t1) * 1000.0
+        except Exception as exc:  # a runtime error on one frame is counted, reported, and the line goes on
+            job.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            if gen == self._generation["infer"]:
+                self.infer_started = None
+
+    # -- stage 3: postprocess + publish ---------------------------------------------------
+    def _publish_loop(self, gen: int) -> None:
+        while True:
+            job = self._results.get(0.25)
+            if job is None:
+                if self._stop.is_set():
+                    return
+                continue
+            if job is _END:
+                self.done.set()
+                return
+            self._publish(job)
+
+    def _publish(self, job: Job) -> None:
+        model = job.model
+        assert model is not None
+        if job.error is None:
+            t3 = time.monotonic()
+            try:
+                result = model.postprocess(job.outputs or [], job.transform)  # type: ignore[arg-type]
+            except AgentError as exc:
+                job.error = str(exc)
+        if job.error is not None:
+            self.counters.errors += 1
+            self.slot.observe(model, ok=False, over_budget=False)
+            log.warning("frame_failed", frame=job.frame.seq, error=job.error)
+            if job.reply is not None:
+                job.reply.set_exception(AgentError(job.error))
+            return
+        t4 = time.monotonic()
+        budget = self._budget_ms(model)
+        frame = job.frame
+        latency = (
+            frame.capture_ms,
+            job.queue_ms,
+            job.preprocess_ms,
+            job.infer_ms,
+            (t4 - t3) * 1000.0,
+            (t4 - frame.mono) * 1000.0,
+        )
+        payload = result_payload(
+            device=self.cfg.device,
+            frame=frame,
+            result=result,
+            model=model.summary,
+            latency=latency,
+            budget_ms=budget,
+        )
+        self._send(payload, result.is_defect)
+        self._account(latency, payload["over_budget"], result.is_defect)
+        for observer in self._observers:
+            observer.observe(frame, result, payload)
+        self.overrun.observe(payload["over_budget"])
+        self.slot.observe(model, ok=True, over_budget=payload["over_budget"])
+        if job.reply is not None:
+            job.reply.set_result(payload)
+
+    def _send(self, payload: dict[str, Any], defect: bool) -> None:
+        mqtt = self.cfg.mqtt
+        data = encode(payload)
+        if mqtt.publish_results:
+            self._sink.publish(self.topics.result, data, qos=mqtt.results_qos, priority=Priority.RESULT)
+        if defect:
+            self._sink.publish(self.topics.defect, data, qos=mqtt.qos, priority=Priority.DEFECT)
+
+    def _account(self, latency: tuple[float, ...], over: bool, defect: bool) -> None:
+        c = self.counters
+        c.inspected += 1
+        c.over_budget += over
+        c.defects += defect
+        self.latency.add(latency)
+        self.last_inspected = time.monotonic()

@@ -1,0 +1,241 @@
+"""Zero-downtime model swap with automatic rollback.
+
+A new model is loaded and warmed on a loader thread beside the running one; the
+inference thread takes it between two frames (no frame dropped, every later
+result carries the new version). The first ``rollback_frames`` results on the new
+model are watched: an error, a NaN, or a sustained overrun switches back to the
+old model, points the package link (``…/current``) back at it, and reports.
+The outcome goes to ``{state.dir}/model-state.json`` (read by deploy/flash-model)
+and to an MQTT event.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from agent.errors import AgentError
+from agent.log import bind
+from agent.model.loaded import LoadedModel
+
+log = structlog.get_logger(__name__)
+
+Loader = Callable[[str], LoadedModel]
+EventSink = Callable[[str, str, str, dict[str, Any]], None]
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write, fsync, rename, fsync the directory: a power cut leaves the old or the new file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def repoint(link: Path, target: Path) -> None:
+    """Atomically make symlink ``link`` point at ``target`` (rename of a new link over the old)."""
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+class ModelSlot:
+    """Owns the running model; swaps in new ones and rolls back failing ones."""
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        *,
+        loader: Loader,
+        model_path: Path,
+        state_file: Path,
+        emit: EventSink,
+        watch_frames: int,
+        overrun_ratio: float,
+    ) -> None:
+        self.model = model
+        self._loader = loader
+        self._link = model_path if model_path.is_symlink() else None
+        self._default_path = str(model_path)
+        self._state_file = state_file
+        self._emit = emit
+        self._watch_frames = watch_frames
+        self._overrun_ratio = overrun_ratio
+        self._lock = threading.Lock()
+        self._pending: tuple[LoadedModel, Future[dict[str, Any]]] | None = None
+        self._watch: _Watch | None = None
+        self._fallback: LoadedModel | None = None
+        self._primary: LoadedModel | None = None
+        self.swaps = 0
+        self._write_state("active", model, previous=None, reason="started")
+
+    # -- requests (any thread) -------------------------------------------------------
+    def request(self, path: str | None = None) -> Future[dict[str, Any]]:
+        """Load ``path`` (default: the configured path, re-resolved) in the background and swap to it."""
+        future: Future[dict[str, Any]] = Future()
+        threading.Thread(target=self._load, args=(path or self._default_path, future), daemon=True).start()
+        return future
+
+    def set_fallback(self, model: LoadedModel | None) -> None:
+        self._fallback = model
+
+    def use_fallback(self, on: bool) -> None:
+        """Overrun policy: run the fallback model (True) or go back to the primary (False)."""
+        if self._fallback is None:
+            return
+        with self._lock:
+            if on and self._primary is None:
+                self._primary = self.model
+                self._pending = (self._fallback, _done_future())
+            elif not on and self._primary is not None:
+                self._pending = (self._primary, _done_future())
+                self._primary = None
+
+    def _load(self, path: str, future: Future[dict[str, Any]]) -> None:
+        try:
+            new = self._loader(path)
+        except AgentError as exc:
+            log.error("model_reload_refused", path=path, reason=str(exc))
+            self._restore_link(self.model)
+            outcome = self._write_state("failed", self.model, previous=None, reason=str(exc))
+            self._emit(
+                "model_swap",
+                "error",
+                f"new model refused, still running {self.model.version}: {exc}",
+                outcome,
+            )
+            future.set_result(outcome)
+            return
+        with self._lock:
+            if self._pending is not None:
+                self._pending[1].set_result({"state": "superseded"})
+            self._pending = (new, future)
+        log.info("model_ready_for_swap", name=new.name, version=new.version)
+
+    def replace_hung(self, model: LoadedModel) -> None:
+        """A fresh instance of the running model for a restarted inference thread.
+
+        The hung thread keeps the old instance; its late result is discarded.
+        """
+        with self._lock:
+            self.model = model
+
+    # -- inference thread ------------------------------------------------------------
+    def take(self) -> LoadedModel:
+        """The model for the next frame; applies a pending swap between two frames."""
+        if self._pending is None:
+            return self.model
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending is None:
+            return self.model
+        new, future = pending
+        old, self.model = self.model, new
+        self.swaps += 1
+        bind(model=new.name, model_version=new.version)
+        if future.done():  # fallback switches are not watched
+            return new
+        self._watch = _Watch(new, old, future, self._watch_frames, self._overrun_ratio)
+        log.info("model_swapped", old=old.version, new=new.version)
+        return new
+
+    # -- publish thread --------------------------------------------------------------
+    def observe(self, model: LoadedModel, ok: bool, over_budget: bool) -> None:
+        watch = self._watch
+        if watch is None or model is not watch.new:
+            return
+        verdict = watch.add(ok, over_budget)
+        if verdict is None:
+            return
+        self._watch = None
+        if verdict == "":
+            outcome = self._write_state(
+                "active", watch.new, previous=watch.old.version, reason="passed first frames"
+            )
+            self._emit("model_swap", "info", f"model {watch.new.version} active", outcome)
+            watch.old.close()
+        else:
+            outcome = self._roll_back(watch, verdict)
+        watch.future.set_result(outcome)
+
+    def _roll_back(self, watch: _Watch, reason: str) -> dict[str, Any]:
+        with self._lock:
+            self._pending = (watch.old, _done_future())
+        self._restore_link(watch.old)
+        outcome = self._write_state("rolled_back", watch.old, previous=watch.new.version, reason=reason)
+        log.error("model_rolled_back", bad=watch.new.version, back_to=watch.old.version, reason=reason)
+        self._emit(
+            "model_swap",
+            "error",
+            f"model {watch.new.version} rolled back to {watch.old.version}: {reason}",
+            outcome,
+        )
+        return outcome
+
+    def _restore_link(self, model: LoadedModel) -> None:
+        if self._link is not None and self._link.resolve() != model.package.root:
+            repoint(self._link, model.package.root)
+
+    def _write_state(
+        self, state: str, model: LoadedModel, *, previous: str | None, reason: str
+    ) -> dict[str, Any]:
+        data = {
+            "state": state,
+            "name": model.name,
+            "version": model.version,
+            "sha256": model.package.sha256,
+            "previous": previous,
+            "reason": reason,
+            "ts": int(time.time() * 1000),
+        }
+        try:
+            write_json_atomic(self._state_file, data)
+        except OSError as exc:
+            log.warning("model_state_not_written", path=str(self._state_file), error=str(exc))
+        return data
+
+
+class _Watch:
+    """The first frames on a freshly swapped-in model."""
+
+    def __init__(
+        self, new: LoadedModel, old: LoadedModel, future: Future[dict[str, Any]], frames: int, ratio: float
+    ):
+        self.new, self.old, self.future = new, old, future
+        self.frames, self.ratio = frames, ratio
+        self.seen = self.over = 0
+
+    def add(self, ok: bool, over_budget: bool) -> str | None:
+        """None while watching; "" when passed; otherwise the reason for a rollback."""
+        if not ok:
+            return "inference failed on the new model (error or NaN/Inf output)"
+        self.seen += 1
+        self.over += over_budget
+        if self.seen < self.frames:
+            return None
+        if self.over / self.seen > self.ratio:
+            return f"{self.over} of its first {self.seen} frames over budget"
+        return ""
+
+
+def _done_future() -> Future[dict[str, Any]]:
+    future: Future[dict[str, Any]] = Future()
+    future.set_result({"state": "switched"})
+    return future

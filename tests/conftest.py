@@ -1,0 +1,8 @@
+"""Fixtures shared by the whole suite live in tests/support/, one module per real service."""
+
+pytest_plugins = [
+    "tests.support.paths",
+    "tests.support.mosquitto",
+    "tests.support.rtsp",
+    "tests.support.sshd",
+]
