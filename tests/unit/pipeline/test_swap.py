@@ -1,0 +1,82 @@
+"""Hot swap between two frames, and automatic rollback of a model that fails after the swap."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.unit.pipeline.conftest import Harness, frames_dir, slow_package
+
+Build = Callable[..., Harness]
+
+
+def _store(tmp_path: Path, v2_iterations: int, v2_budget: float) -> tuple[Path, Path, Path]:
+    store = tmp_path / "models" / "slow"
+    v1 = slow_package(store / "1.0.0", 1, version="1.0.0", budget_ms=1000)
+    v2 = slow_package(store / "2.0.0", v2_iterations, version="2.0.0", budget_ms=v2_budget)
+    current = store / "current"
+    os.symlink(v1, current)
+    return current, v1, v2
+
+
+def _repoint(link: Path, target: Path) -> None:
+    tmp = link.with_name(".current.tmp")
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+def test_swap_happens_between_frames_with_none_dropped(build: Build, tmp_path: Path) -> None:
+    current, _v1, v2 = _store(tmp_path, 1, 1000)
+    frames = frames_dir(tmp_path / "frames", 20)
+    h = build(f"dir:{frames}", current, camera={"loop": True, "realtime": True, "fps": 100},
+              inference={"rollback_frames": 5})
+    h.pipeline.start()
+    assert h.run_until(lambda: h.pipeline.counters.inspected >= 10, 30)
+    _repoint(current, v2)
+    outcome = h.slot.request()
+    assert h.run_until(outcome.done, 30)
+    assert outcome.result()["state"] == "active" and outcome.result()["version"] == "2.0.0"
+    h.pipeline.stop()
+    results = h.sink.on("result")
+    versions = [r["model"]["version"] for r in results]
+    switch = versions.index("2.0.0")
+    assert set(versions[:switch]) == {"1.0.0"} and set(versions[switch:]) == {"2.0.0"}
+    seqs = [r["frame"] for r in results]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no frame dropped for the swap
+    assert h.pipeline.counters.dropped == h.pipeline.counters.stale == 0
+    state = json.loads((tmp_path / "state" / "model-state.json").read_text())
+    assert (state["state"], state["version"], state["previous"]) == ("active", "2.0.0", "1.0.0")
+
+
+def test_model_that_overruns_after_swap_is_rolled_back_and_link_restored(build: Build, tmp_path: Path) -> None:
+    current, v1, v2 = _store(tmp_path, 1500, 5)  # v2 takes ~30 ms against its own 5 ms budget
+    frames = frames_dir(tmp_path / "frames", 20)
+    h = build(f"dir:{frames}", current, camera={"loop": True}, inference={"rollback_frames": 5})
+    h.pipeline.start()
+    assert h.run_until(lambda: h.pipeline.counters.inspected >= 5, 30)
+    _repoint(current, v2)  # what deploy/flash-model does before telling the agent to reload
+    outcome = h.slot.request()
+    assert h.run_until(outcome.done, 30)
+    result = outcome.result()
+    assert result["state"] == "rolled_back" and result["version"] == "1.0.0" and result["previous"] == "2.0.0"
+    assert "over budget" in result["reason"]
+    assert current.resolve() == v1.resolve()
+    assert h.run_until(lambda: h.sink.on("result")[-1]["model"]["version"] == "1.0.0", 10)
+    assert [e["severity"] for e in h.sink.events("model_swap")] == ["error"]
+
+
+def test_broken_package_is_refused_and_running_model_kept(build: Build, tmp_path: Path) -> None:
+    current, v1, v2 = _store(tmp_path, 1, 1000)
+    (v2 / "model.onnx").write_bytes(b"not a model")  # sha256 no longer matches
+    frames = frames_dir(tmp_path / "frames", 10)
+    h = build(f"dir:{frames}", current, camera={"loop": True})
+    h.pipeline.start()
+    _repoint(current, v2)
+    outcome = h.slot.request()
+    assert h.run_until(outcome.done, 30)
+    assert outcome.result()["state"] == "failed" and "sha256 mismatch" in outcome.result()["reason"]
+    assert current.resolve() == v1.resolve()
+    assert h.run_until(lambda: h.pipeline.counters.inspected >= 5, 30)
+    assert {r["model"]["version"] for r in h.sink.on("result")} == {"1.0.0"}
