@@ -1,0 +1,248 @@
+"""The measured variants. Each runs in its own process (see worker.py) so its peak RSS is its own.
+
+- ``invoke``: the runtime alone on a ready tensor (the model's physical limit);
+- ``source``: decode + preprocess alone (the camera side's limit);
+- ``naive``: the sequential loop a user would write: read, preprocess, invoke, postprocess, publish;
+- ``pipeline``: this agent's three-stage pipeline on the same source, model and threads;
+- ``overload-naive`` / ``overload-pipeline``: a live camera producing frames at a given rate
+  (twice the model's capacity), reporting the age of each frame when its result is published.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent.capture import open_source
+from agent.capture.base import Frame, FrameSource
+from agent.config import AgentConfig
+from agent.model.loaded import LoadedModel, load_model
+from agent.pipeline.payloads import encode, result_payload
+from agent.pipeline.runner import Pipeline
+from agent.pipeline.swap import ModelSlot
+from agent.publish import Priority, Topics
+
+
+class NullSink:
+    """Publishing without a network: the payload is built and encoded, then discarded."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.connected = True
+
+    def publish(self, topic: str, payload: bytes, *, qos: int, priority: Priority, **_: Any) -> None:
+        self.count += 1
+
+
+def _replay_config(cfg: AgentConfig) -> AgentConfig:
+    camera = dataclasses.replace(cfg.camera, realtime=False, loop=True, live=False)
+    out = dataclasses.replace(cfg, camera=camera)
+    object.__setattr__(out, "base_dir", cfg.base_dir)
+    return out
+
+
+def _model(cfg: AgentConfig) -> LoadedModel:
+    return load_model(str(cfg.resolve(cfg.model.path)), cfg.model)
+
+
+def _ms(samples: list[float]) -> dict[str, float]:
+    if not samples:
+        return {}
+    p = np.percentile(np.asarray(samples) * 1000.0, [50, 95, 99])
+    return {"p50": round(float(p[0]), 3), "p95": round(float(p[1]), 3), "p99": round(float(p[2]), 3)}
+
+
+def invoke(cfg: AgentConfig, frames: int) -> dict[str, Any]:
+    model = _model(cfg)
+    source = open_source(_replay_config(cfg).camera, cfg.base_dir)
+    source.open()
+    frame = source.read()
+    assert frame is not None
+    tensor, _ = model.preprocess(frame.image)
+    times = []
+    start = time.perf_counter()
+    for _ in range(frames):
+        t = time.perf_counter()
+        model.run(tensor)
+        times.append(time.perf_counter() - t)
+    return {"fps": frames / (time.perf_counter() - start), "latency_ms": _ms(times)}
+
+
+def source(cfg: AgentConfig, frames: int) -> dict[str, Any]:
+    model = _model(cfg)
+    src = open_source(_replay_config(cfg).camera, cfg.base_dir)
+    src.open()
+    times = []
+    start = time.perf_counter()
+    for _ in range(frames):
+        t = time.perf_counter()
+        frame = src.read()
+        assert frame is not None
+        model.preprocess(frame.image)
+        times.append(time.perf_counter() - t)
+    return {"fps": frames / (time.perf_counter() - start), "latency_ms": _ms(times)}
+
+
+def _naive_step(cfg: AgentConfig, model: LoadedModel, frame: Frame, sink: NullSink, topic: str) -> float:
+    tensor, transform = model.preprocess(frame.image)
+    result = model.postprocess(model.run(tensor), transform)
+    age = time.monotonic() - frame.mono
+    payload = result_payload(
+        device=cfg.device,
+        frame=frame,
+        result=result,
+        model=model.summary,
+        latency=(0.0, 0.0, 0.0, 0.0, 0.0, age * 1000.0),
+        budget_ms=50.0,
+    )
+    sink.publish(topic, encode(payload), qos=0, priority=Priority.RESULT)
+    return age
+
+
+def naive(cfg: AgentConfig, frames: int) -> dict[str, Any]:
+    model = _model(cfg)
+    src = open_source(_replay_config(cfg).camera, cfg.base_dir)
+    src.open()
+    sink, topic = NullSink(), Topics.from_config(cfg).result
+    times = []
+    start = time.perf_counter()
+    for _ in range(frames):
+        t = time.perf_counter()
+        frame = src.read()
+        assert frame is not None
+        _naive_step(cfg, model, frame, sink, topic)
+        times.append(time.perf_counter() - t)
+    return {"fps": frames / (time.perf_counter() - start), "latency_ms": _ms(times)}
+
+
+def _pipeline(cfg: AgentConfig, factory: Any, frames: int) -> tuple[Pipeline, float]:
+    model = _model(cfg)
+    state = Path(tempfile.mkdtemp(prefix="inspection-bench-")) / "model-state.json"
+    slot = ModelSlot(
+        model,
+        loader=lambda p: _model(cfg),
+        model_path=Path(cfg.model.path),
+        state_file=state,
+        emit=lambda *a: None,
+        watch_frames=cfg.inference.rollback_frames,
+        overrun_ratio=cfg.inference.overrun_ratio,
+    )
+    p = Pipeline(
+        cfg,
+        source_factory=factory,
+        slot=slot,
+        topics=Topics.from_config(cfg),
+        sink=NullSink(),
+        emit=lambda *a: None,
+    )
+    p.start()
+    start = time.perf_counter()
+    while p.counters.inspected < frames and p.failure is None:
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - start
+    p.stop()
+    return p, elapsed
+
+
+def pipeline(cfg: AgentConfig, frames: int) -> dict[str, Any]:
+    replay = _replay_config(cfg)
+    p, elapsed = _pipeline(replay, lambda: open_source(replay.camera, replay.base_dir), frames)
+    totals = p.latency.percentiles()
+    return {"fps": p.counters.inspected / elapsed, "latency_ms": totals.get("total", {}), "stages": totals}
+
+
+class MemoryCamera:
+    """A live camera stand-in: decoded frames from the clip, delivered at a fixed rate, newest only."""
+
+    live = True
+    description = "memory camera"
+
+    def __init__(self, images: list[np.ndarray], fps: float) -> None:
+        self._images = images
+        self._period = 1.0 / fps
+        self._next = time.monotonic()
+        self._seq = 0
+
+    def open(self) -> None:
+        self._next = time.monotonic()
+
+    def read(self) -> Frame | None:
+        self._next += self._period
+        delay = self._next - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        now = time.monotonic()
+        frame = Frame(self._images[self._seq % len(self._images)], self._seq, int(time.time() * 1000), now)
+        self._seq += 1
+        return frame
+
+    def close(self) -> None:
+        pass
+
+
+def _decoded(cfg: AgentConfig, n: int = 32) -> list[np.ndarray]:
+    src: FrameSource = open_source(_replay_config(cfg).camera, cfg.base_dir)
+    src.open()
+    images = []
+    for _ in range(n):
+        frame = src.read()
+        assert frame is not None
+        images.append(frame.image)
+    src.close()
+    return images
+
+
+def overload_pipeline(cfg: AgentConfig, frames: int, fps: float) -> dict[str, Any]:
+    images = _decoded(cfg)
+    live = dataclasses.replace(cfg, camera=dataclasses.replace(cfg.camera, live=True, realtime=True))
+    object.__setattr__(live, "base_dir", cfg.base_dir)
+    p, elapsed = _pipeline(live, lambda: MemoryCamera(images, fps), frames)
+    c = p.counters
+    return {
+        "offered_fps": fps,
+        "fps": c.inspected / elapsed,
+        "age_ms": p.latency.percentiles().get("total", {}),
+        "dropped": c.dropped,
+        "stale": c.stale,
+    }
+
+
+def overload_naive(cfg: AgentConfig, frames: int, fps: float) -> dict[str, Any]:
+    """The naive loop behind a camera that buffers every frame (as a plain queue does): ages grow."""
+    images = _decoded(cfg)
+    model = _model(cfg)
+    camera = MemoryCamera(images, fps)
+    buffered: queue.Queue[Frame] = queue.Queue()
+    stop = threading.Event()
+
+    def produce() -> None:
+        while not stop.is_set():
+            buffered.put(camera.read())  # type: ignore[arg-type]
+
+    threading.Thread(target=produce, daemon=True).start()
+    sink, topic = NullSink(), Topics.from_config(cfg).result
+    ages = [_naive_step(cfg, model, buffered.get(), sink, topic) for _ in range(frames)]
+    stop.set()
+    first, last = ages[: len(ages) // 10], ages[-len(ages) // 10 :]
+    return {
+        "offered_fps": fps,
+        "age_ms": _ms(ages),
+        "age_first_tenth_ms": _ms(first),
+        "age_last_tenth_ms": _ms(last),
+    }
+
+
+VARIANTS = {
+    "invoke": invoke,
+    "source": source,
+    "naive": naive,
+    "pipeline": pipeline,
+}
+OVERLOAD = {"overload-pipeline": overload_pipeline, "overload-naive": overload_naive}

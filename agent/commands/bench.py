@@ -1,0 +1,104 @@
+"""``inspection-agent bench --config PATH [--frames N] [--json]``: the pipeline against its physical limits.
+
+Every variant runs in a fresh process on the same model, source and thread settings,
+so each peak RSS is its own and one variant's warm caches do not flatter another.
+Figures are ratios against baselines measured in the same run (this is a shared,
+noisy machine), never absolute targets checked in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+from typing import Any
+
+from agent.config import load_config
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "bench", help="measure the pipeline against the model and the source"
+    )
+    p.add_argument("--config", required=True)
+    p.add_argument("--frames", type=int, default=1000, help="frames per variant")
+    p.add_argument("--overload", type=float, default=2.0, help="live-overload rate as a multiple of capacity")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    p.set_defaults(func=bench)
+
+
+def _run(config: str, variant: str, frames: int, fps: float | None = None) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "agent.bench.worker", config, variant, str(frames)]
+    if fps is not None:
+        cmd.append(f"{fps:.3f}")
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"bench variant {variant} failed:\n{out.stderr.strip()[-2000:]}")
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def measure(config: str, frames: int, overload: float) -> dict[str, Any]:
+    results = {v: _run(config, v, frames) for v in ("invoke", "source", "naive", "pipeline")}
+    capacity = min(results["invoke"]["fps"], results["pipeline"]["fps"])
+    offered = overload * capacity
+    for variant in ("overload-pipeline", "overload-naive"):
+        results[variant] = _run(config, variant, max(200, frames // 2), offered)
+    slowest = min(results["invoke"]["fps"], results["source"]["fps"])
+    results["summary"] = {
+        "slowest_stage": "invoke" if results["invoke"]["fps"] <= results["source"]["fps"] else "source",
+        "pipeline_vs_slowest_stage": round(results["pipeline"]["fps"] / slowest, 3),
+        "pipeline_vs_naive": round(results["pipeline"]["fps"] / results["naive"]["fps"], 3),
+        "pipeline_rss_over_invoke_mb": round(
+            results["pipeline"]["peak_rss_mb"] - results["invoke"]["peak_rss_mb"], 1
+        ),
+        "overload_offered_fps": round(offered, 1),
+        "machine": f"{platform.machine()}, {_cpus()} CPUs, Python {platform.python_version()}",
+    }
+    return results
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+def bench(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    budget = cfg.inference.budget_ms
+    results = measure(args.config, args.frames, args.overload)
+    if args.json:
+        sys.stdout.write(json.dumps(results, indent=2) + "\n")
+        return 0
+    w = sys.stdout.write
+    w(f"machine: {results['summary']['machine']}\n")
+    w(f"{'variant':20s} {'fps':>9s} {'p50 ms':>9s} {'p95 ms':>9s} {'p99 ms':>9s} {'peak RSS MB':>12s}\n")
+    for name in ("invoke", "source", "naive", "pipeline"):
+        r = results[name]
+        lat = r["latency_ms"]
+        w(
+            f"{name:20s} {r['fps']:9.1f} {lat.get('p50', 0):9.3f} {lat.get('p95', 0):9.3f} "
+            f"{lat.get('p99', 0):9.3f} "
+            f"{r['peak_rss_mb']:12.1f}\n"
+        )
+    s = results["summary"]
+    w(f"\npipeline / slowest stage alone ({s['slowest_stage']}): {s['pipeline_vs_slowest_stage']:.3f}\n")
+    w(f"pipeline / naive loop: {s['pipeline_vs_naive']:.3f}\n")
+    w(f"pipeline peak RSS - raw runtime peak RSS: {s['pipeline_rss_over_invoke_mb']:+.1f} MB\n")
+    w(
+        f"\nlive overload at {s['overload_offered_fps']:.1f} fps offered ({args.overload:g}x capacity), "
+        f"frame age at publish (budget {budget or 'from manifest'} ms):\n"
+    )
+    op, on = results["overload-pipeline"], results["overload-naive"]
+    w(
+        f"  pipeline: p50 {op['age_ms'].get('p50', 0):.1f} ms, p99 {op['age_ms'].get('p99', 0):.1f} ms "
+        f"({op['dropped']} replaced, {op['stale']} stale)\n"
+    )
+    w(
+        f"  naive:    p50 {on['age_ms']['p50']:.1f} ms, p99 {on['age_ms']['p99']:.1f} ms; first tenth p50 "
+        f"{on['age_first_tenth_ms']['p50']:.1f} ms, "
+        f"last tenth p50 {on['age_last_tenth_ms']['p50']:.1f} ms (grows)\n"
+    )
+    return 0
