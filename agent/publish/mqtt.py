@@ -1,0 +1,324 @@
+"""The one adapter over paho-mqtt 2.x: connection, status, QoS 1 through the outbox, commands.
+
+paho's network thread (``loop_start``) belongs to this object. Its callbacks only hand
+results on: connection state into flags and the spool's queue, PUBACKs into the spool,
+commands into the router's worker. Nothing blocks the caller of :meth:`Publisher.publish`.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+import structlog
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from agent.config.schema import MqttConfig, OutboxConfig
+from agent.config.secret import Secret
+from agent.errors import PublishError
+from agent.publish.base import Message, Priority
+from agent.publish.commands import CommandRequest, CommandRouter, reply_topic
+from agent.publish.spool import Spool
+from agent.publish.tls import tls_context
+from agent.publish.topics import Topics, check_publish_topic
+
+log = structlog.get_logger(__name__)
+
+SEND_WINDOW = 1000  # unacknowledged QoS 1 messages at once; the drain rate depends on it
+_OK = (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN)  # NO_CONN: paho keeps it, resends
+
+
+class Publisher:
+    """Publishes to one broker without ever blocking or losing a QoS 1 message."""
+
+    def __init__(
+        self,
+        cfg: MqttConfig,
+        outbox: OutboxConfig,
+        *,
+        topics: Topics,
+        client_id: str,
+        password: Secret | None,
+        base_dir: Path,
+        status_payload: Callable[[], dict[str, Any]],
+    ) -> None:
+        self._cfg = cfg
+        self.topics = topics
+        self._status_payload = status_payload
+        self._v5 = cfg.protocol == "5"
+        path = Path(outbox.path).expanduser()
+        path = path if path.is_absolute() else base_dir / path
+        self._spool = Spool(path, outbox.max_bytes, outbox.max_age_s, self, SEND_WINDOW)
+        self._client = self._make_client(client_id, password)
+        self._router: CommandRouter | None = None
+        self._connected = False
+        self._started = self._stopped = False
+        self._connects = 0
+        self._qos0_sent = self._qos0_dropped = 0
+        self._last_error: str | None = None
+        self._fail_logged: str | None = None
+
+    def _make_client(self, client_id: str, password: Secret | None) -> paho.Client:
+        cfg = self._cfg
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=paho.MQTTv5 if self._v5 else paho.MQTTv311,
+            clean_session=None if self._v5 else True,
+        )
+        if cfg.username is not None or password is not None:
+            client.username_pw_set(cfg.username, password.reveal() if password is not None else None)
+        if cfg.tls is not None:
+            client.tls_set_context(tls_context(cfg.tls))
+            # The context checks the hostname itself; paho's own check would use
+            # ssl.match_hostname (gone in Python 3.12) when that is turned off.
+            client.tls_insecure_set(cfg.tls.insecure_skip_verify)
+        will = {"state": "offline", "reason": "connection lost", "device": self.topics.device}
+        client.will_set(self.topics.status, json.dumps(will), qos=1, retain=True)
+        client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)  # type: ignore[arg-type]
+        # The spool bounds what is unacknowledged; paho's own limit rescans its whole queue on every
+        # PUBACK (O(window) per message), which halves the drain rate.
+        client.max_inflight_messages_set(0)
+        client.connect_timeout = cfg.connect_timeout_s
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        return client
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Open the outbox and connect in the background (an unreachable broker is retried, not raised)."""
+        if self._started:
+            return
+        self._started = True
+        self._spool.start()
+        props = None
+        if self._v5:
+            props = _new_properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 0
+        self._client.connect_async(self._cfg.host, self._cfg.port, self._cfg.keepalive_s, properties=props)
+        self._client.loop_start()
+        cfg = self._cfg
+        log.info("connecting to broker", host=cfg.host, port=cfg.port, protocol=cfg.protocol)
+
+    def stop(self, reason: str, timeout: float = 5.0) -> None:
+        """Say offline (retained, with ``reason``), disconnect, and close the outbox. Idempotent."""
+        if self._stopped or not self._started:
+            self._stopped = True
+            return
+        self._stopped = True
+        deadline = time.monotonic() + timeout
+        if self._connected:
+            info = self._client.publish(self.topics.status, self._status_json("offline", reason), 1, True)
+            _wait_published(info, deadline)
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._connected = False
+        if self._router is not None:
+            self._router.close(max(0.1, deadline - time.monotonic()))
+        self._spool.stop(max(0.5, deadline - time.monotonic()))
+        log.info("publisher stopped", reason=reason)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    # ---- publishing ------------------------------------------------------------------------
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int,
+        priority: Priority,
+        retain: bool = False,
+        content_type: str | None = None,
+        user_properties: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """QoS 1: into the durable outbox, then sent. QoS 0: sent if connected, else dropped and counted."""
+        if self._stopped:
+            raise PublishError("publisher is stopped")
+        limit = self._cfg.max_packet_bytes
+        if len(payload) > limit:
+            raise PublishError(f"{len(payload)}-byte payload on {topic} > mqtt.max_packet_bytes={limit}")
+        problem = check_publish_topic(topic)
+        if problem:
+            raise PublishError(problem)
+        msg = Message(topic, payload, qos, priority, retain, content_type, tuple(user_properties))
+        if qos == 1:
+            self._spool.put(msg)
+        elif qos == 0:
+            self._publish_qos0(msg)
+        else:
+            raise PublishError(f"qos must be 0 or 1, not {qos}")
+
+    def _publish_qos0(self, msg: Message) -> None:
+        if not self._connected:
+            self._qos0_dropped += 1
+            return
+        info = self._client.publish(msg.topic, msg.payload, 0, msg.retain, self._properties(msg))
+        if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._qos0_sent += 1
+        else:
+            self._qos0_dropped += 1
+
+    def send(self, msg: Message) -> int:
+        """The spool's transport: hand a stored QoS 1 message to paho (writer thread)."""
+        try:
+            info = self._client.publish(msg.topic, msg.payload, 1, msg.retain, self._properties(msg))
+        except ValueError as exc:
+            raise PublishError(f"paho refused {msg.topic}: {exc}") from exc
+        if info.rc not in _OK:
+            raise PublishError(f"paho refused {msg.topic}: {paho.error_string(info.rc)}")
+        return int(info.mid)
+
+    def _properties(self, msg: Message) -> Properties | None:
+        if not self._v5 or (msg.content_type is None and not msg.user_properties):
+            return None
+        props = _new_properties(PacketTypes.PUBLISH)
+        if msg.content_type is not None:
+            props.ContentType = msg.content_type
+        if msg.user_properties:
+            props.UserProperty = list(msg.user_properties)
+        return props
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every QoS 1 message accepted so far is committed to disk (maybe not yet sent)."""
+        return self._spool.flush(timeout)
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until the outbox is empty (every QoS 1 message acknowledged); False on timeout."""
+        return self._spool.drain(timeout)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "connected": self._connected,
+            "reconnects": max(0, self._connects - 1),
+            "qos0_sent": self._qos0_sent,
+            "qos0_dropped": self._qos0_dropped,
+            "last_error": self._last_error,
+            **self._spool.stats(),
+        }
+
+    # ---- commands --------------------------------------------------------------------------
+    def on_command(self, router: CommandRouter) -> None:
+        """Subscribe to this device's commands (now and on every reconnect) and dispatch them."""
+        self._router = router
+        if self._connected:
+            self._client.subscribe(self.topics.cmd_filter, qos=1)
+
+    def _reply(self, request: CommandRequest, response: dict[str, Any]) -> None:
+        props = None
+        if self._v5 and request.correlation is not None:
+            props = _new_properties(PacketTypes.PUBLISH)
+            props.CorrelationData = request.correlation
+        body = json.dumps(response, default=str).encode()
+        try:
+            self._client.publish(request.reply_topic, body, 1, False, props)
+        except ValueError as exc:
+            log.warning("cannot send command reply", topic=request.reply_topic, error=str(exc))
+
+    def _status_json(self, state: str, reason: str | None = None) -> bytes:
+        try:
+            extra = self._status_payload() if state == "online" else {}
+        except Exception:  # the app's callback must not prevent the status
+            log.exception("status_payload failed")
+            extra = {}
+        doc = {**extra, "state": state, "device": self.topics.device, "ts": int(time.time() * 1000)}
+        if reason is not None:
+            doc["reason"] = reason
+        return json.dumps(doc, default=str).encode()
+
+    def _go_online(self) -> None:
+        """Runs on the spool's thread after each CONNACK, before the outbox is replayed."""
+        if self._router is not None:
+            self._client.subscribe(self.topics.cmd_filter, qos=1)
+        self._client.publish(self.topics.status, self._status_json("online"), 1, True)
+
+    # ---- paho callbacks (network thread): hand results on, nothing else ---------------------
+    def _on_connect(self, _c: paho.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
+        if rc.is_failure:
+            self._note_failure(f"broker refused the connection: {rc} (code {rc.value})")
+            return
+        self._connected = True
+        self._connects += 1
+        self._fail_logged = None
+        log.info("connected to broker", host=self._cfg.host, port=self._cfg.port, connects=self._connects)
+        self._spool.online(self._go_online)
+
+    def _on_connect_fail(self, _c: paho.Client, _u: Any) -> None:
+        exc = sys.exc_info()[1]  # paho calls this inside its `except OSError`
+        self._note_failure(f"cannot connect to {self._cfg.host}:{self._cfg.port}: {_describe(exc)}")
+
+    def _note_failure(self, error: str) -> None:
+        self._last_error = error
+        if error != self._fail_logged:  # one line per distinct cause, not one per retry
+            self._fail_logged = error
+            log.error("mqtt connection failed, retrying with backoff", error=error)
+
+    def _on_disconnect(self, _c: paho.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
+        was = self._connected
+        self._connected = False
+        self._spool.offline()
+        if was and not self._stopped:
+            self._last_error = f"connection lost: {rc}"
+            log.warning("connection to broker lost, reconnecting", reason=str(rc))
+
+    def _on_publish(self, _c: paho.Client, _u: Any, mid: int, rc: ReasonCode, _p: Any) -> None:
+        self._spool.acked(mid, f"{rc} (code {rc.value})" if rc.is_failure else None)
+
+    def _on_subscribe(self, _c: paho.Client, _u: Any, _mid: int, codes: list[ReasonCode], _p: Any) -> None:
+        topic = self.topics.cmd_filter
+        for rc in codes:
+            if rc.is_failure:
+                self._last_error = f"subscription to {topic} refused: {rc}"
+                log.error("broker refused the command subscription", topic=topic, reason=str(rc))
+
+    def _on_message(self, _c: paho.Client, _u: Any, message: paho.MQTTMessage) -> None:
+        name = self.topics.command_name(message.topic)
+        if self._router is None or name is None:
+            return
+        props = getattr(message, "properties", None)
+        response_topic = getattr(props, "ResponseTopic", None) if self._v5 else None
+        correlation = getattr(props, "CorrelationData", None) if self._v5 else None
+        target = reply_topic(message.topic, response_topic)
+        request = CommandRequest(name, bytes(message.payload), target, correlation)
+        self._router.submit(request, self._reply)
+
+
+def _new_properties(packet_type: int) -> Properties:
+    # paho's Properties.__init__ carries no annotations.
+    return Properties(packet_type)  # type: ignore[no-untyped-call]
+
+
+def _describe(exc: BaseException | None) -> str:
+    """One line for a failed connection attempt: TLS failures name the certificate problem."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate verify failed: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error: {exc.reason or exc}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return (str(exc) or type(exc).__name__) if exc is not None else "unknown error"
+
+
+def _wait_published(info: paho.MQTTMessageInfo, deadline: float) -> None:
+    """Wait for the offline status' PUBACK, bounded by ``deadline`` (it is best effort)."""
+    done = threading.Event()
+    while not done.is_set() and time.monotonic() < deadline:
+        if info.is_published() or info.rc not in _OK:
+            return
+        done.wait(0.01)

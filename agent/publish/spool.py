@@ -1,0 +1,251 @@
+"""The outbox's owner thread: commits QoS 1 messages in batches, sends them in order, forgets them on PUBACK.
+
+``publish()`` only puts a message on a queue (microseconds). This thread takes whatever
+is queued, commits it in one transaction (one fsync for the batch), then hands the
+oldest unsent rows to the transport while fewer than ``window`` are unacknowledged.
+paho keeps the unacknowledged ones and resends them itself after a reconnect, so the
+send cursor only moves forward within a process; a restart resends every stored row.
+PUBACKs come back through the same queue, so all SQLite work stays on this thread.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+
+from agent.errors import PublishError
+from agent.publish.base import Message
+from agent.publish.outbox import Outbox, Row
+
+log = structlog.get_logger(__name__)
+
+_BATCH = 2000  # queue items per transaction
+_TICK_S = 0.5  # wake-up period when idle (age expiry, stop)
+_EXPIRE_EVERY_S = 30.0
+
+
+class Transport(Protocol):
+    """Where the spool sends rows: the MQTT client."""
+
+    def send(self, msg: Message) -> int:
+        """Hand a QoS 1 message to the network layer; return its packet id. Raise PublishError if refused."""
+        ...
+
+
+class _Op:
+    """Queue item kinds (plain tuples keep put() cheap)."""
+
+    MSG, ACK, ONLINE, OFFLINE, STOP = range(5)
+
+
+class Spool:
+    """Durable, ordered QoS 1 delivery over a :class:`Transport`."""
+
+    def __init__(
+        self, path: Path, max_bytes: int, max_age_s: float, transport: Transport, window: int
+    ) -> None:
+        self._path, self._max_bytes, self._max_age_s = path, max_bytes, max_age_s
+        self._transport = transport
+        self._window = window
+        self._queue: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
+        self._seq = itertools.count(1)
+        self._seq_lock = threading.Lock()
+        self._accepted = 0  # messages accepted by put()
+        self._committed = 0  # messages accepted and stored (or dropped) by the writer
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._opened = threading.Event()
+        self._open_error: PublishError | None = None
+        self._outbox: Outbox | None = None
+        # Owned by the writer thread; read (as whole ints) by stats().
+        self._online = False
+        self._cursor = 0
+        self._inflight: dict[int, int] = {}  # paho mid -> row id
+        self.sent = 0
+        self.rejected = 0
+        self.depth = 0
+        self.bytes = 0
+        self.dropped: dict[str, int] = {}
+        self.expired = 0
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Open the outbox on the writer thread; raise PublishError when it cannot be opened."""
+        self._thread = threading.Thread(target=self._run, name="outbox-writer", daemon=True)
+        self._thread.start()
+        if not self._opened.wait(timeout):
+            raise PublishError(f"outbox {self._path} did not open within {timeout:.0f} s")
+        if self._open_error is not None:
+            raise self._open_error
+
+    # ---- any thread -------------------------------------------------------------------------
+    def put(self, msg: Message) -> None:
+        with self._seq_lock:
+            self._accepted = next(self._seq)
+            self._queue.put((_Op.MSG, msg))
+
+    def acked(self, mid: int, failure: str | None) -> None:
+        """A PUBACK arrived (paho thread); ``failure`` is the broker's reason when it refused."""
+        self._queue.put((_Op.ACK, (mid, failure)))
+
+    def online(self, hook: Callable[[], None]) -> None:
+        """The broker accepted us: run ``hook`` on this thread first (status), then send."""
+        self._queue.put((_Op.ONLINE, hook))
+
+    def offline(self) -> None:
+        self._queue.put((_Op.OFFLINE, None))
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every message accepted so far is committed (not necessarily sent)."""
+        target = self._accepted
+        with self._cond:
+            return self._cond.wait_for(lambda: self._committed >= target, timeout)
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until the outbox is empty: every accepted message acknowledged (or dropped)."""
+        target = self._accepted
+        with self._cond:
+            return self._cond.wait_for(lambda: self._committed >= target and self.depth == 0, timeout)
+
+    def stop(self, timeout: float) -> None:
+        """Commit what is queued, close the outbox, end the thread."""
+        if self._thread is None:
+            return
+        self._queue.put((_Op.STOP, None))
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error("outbox writer did not stop in time", timeout_s=timeout)
+
+    # ---- writer thread ----------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._outbox = Outbox(self._path, self._max_bytes, self._max_age_s)
+        except PublishError as exc:
+            self._open_error = exc
+            self._opened.set()
+            return
+        self._publish_counts(self._outbox)  # before start() returns: drain() must see the backlog
+        self._opened.set()
+        try:
+            self._loop(self._outbox)
+        finally:
+            self._outbox.close()
+
+    def _loop(self, box: Outbox) -> None:
+        last_expiry = 0.0
+        stopping = False
+        while not stopping:
+            ops = self._take()
+            stopping = self._apply(box, ops)
+            if time.monotonic() - last_expiry > _EXPIRE_EVERY_S:
+                last_expiry = time.monotonic()
+                with box.transaction():
+                    box.expire()
+            self._pump(box)
+            self._publish_counts(box)
+
+    def _take(self) -> list[tuple[int, Any]]:
+        try:
+            ops = [self._queue.get(timeout=_TICK_S)]
+        except queue.Empty:
+            return []
+        while len(ops) < _BATCH:
+            try:
+                ops.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return ops
+
+    def _apply(self, box: Outbox, ops: list[tuple[int, Any]]) -> bool:
+        """Commit the batch's messages and acks in one transaction, then handle state changes."""
+        acked: list[int] = []
+        stopping = False
+        stored = 0
+        with box.transaction():
+            for kind, arg in ops:
+                if kind == _Op.MSG:
+                    box.append(arg)
+                    stored += 1
+                elif kind == _Op.ACK:
+                    self._ack(box, arg, acked)
+            box.delete(acked)
+        self._committed += stored  # only after COMMIT: flush() promises durability
+        for kind, arg in ops:
+            if kind == _Op.ONLINE:
+                self._go_online(arg)
+            elif kind == _Op.OFFLINE:
+                self._online = False
+            elif kind == _Op.STOP:
+                stopping = True
+        return stopping
+
+    def _ack(self, box: Outbox, arg: tuple[int, str | None], acked: list[int]) -> None:
+        mid, failure = arg
+        row_id = self._inflight.pop(mid, None)
+        if row_id is None:
+            return  # not ours (status, command reply) or already dropped
+        if failure is None:
+            acked.append(row_id)
+            self.sent += 1
+            return
+        # Refused by policy (ACL, quota): resending would fail the same way, and mosquitto 2.0
+        # also drops the connection, so the row stays parked until a restart or its expiry.
+        self.rejected += 1
+        row = box.get(row_id)
+        log.error("broker refused a message", topic=row.message.topic if row else None, reason=failure)
+
+    def _go_online(self, hook: Callable[[], None]) -> None:
+        try:
+            hook()
+        except Exception:  # the hook belongs to the publisher; it must not end delivery
+            log.exception("on-connect hook failed")
+        self._online = True
+
+    def _pump(self, box: Outbox) -> None:
+        """Send the oldest unsent rows while the window has room."""
+        while self._online:
+            room = self._window - len(self._inflight)
+            if room <= 0:
+                return
+            rows = box.after(self._cursor, min(room, 500))
+            if not rows:
+                return
+            for row in rows:
+                if not self._send(row):
+                    return
+
+    def _send(self, row: Row) -> bool:
+        try:
+            mid = self._transport.send(row.message)
+        except PublishError as exc:
+            log.warning("cannot hand a message to the network", error=str(exc))
+            self._online = False
+            return False
+        self._inflight[mid] = row.id
+        self._cursor = max(self._cursor, row.id)
+        return True
+
+    def _publish_counts(self, box: Outbox) -> None:
+        with self._cond:
+            self.depth, self.bytes = box.depth, box.bytes
+            self.dropped = dict(box.dropped)
+            self.expired = box.expired
+            self._cond.notify_all()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "outbox_depth": self.depth,
+            "outbox_bytes": self.bytes,
+            "inflight": len(self._inflight),
+            "sent": self.sent,
+            "rejected": self.rejected,
+            "dropped": dict(self.dropped),
+            "expired": self.expired,
+            "queued": self._accepted - self._committed,
+        }
