@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import queue
 import tempfile
 import threading
@@ -239,7 +240,55 @@ def overload_naive(cfg: AgentConfig, frames: int, fps: float) -> dict[str, Any]:
     }
 
 
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        pages = int(fh.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def soak(cfg: AgentConfig, frames: int) -> dict[str, Any]:
+    """RSS growth of the pipeline over a long replay: measured after a warm-up tenth and at the end."""
+    replay = _replay_config(cfg)
+    model = _model(replay)
+    state = Path(tempfile.mkdtemp(prefix="inspection-bench-")) / "model-state.json"
+    slot = ModelSlot(
+        model,
+        loader=lambda p: _model(replay),
+        model_path=Path(replay.model.path),
+        state_file=state,
+        emit=lambda *a: None,
+        watch_frames=1,
+        overrun_ratio=1.0,
+    )
+    p = Pipeline(
+        replay,
+        source_factory=lambda: open_source(replay.camera, replay.base_dir),
+        slot=slot,
+        topics=Topics.from_config(replay),
+        sink=NullSink(),
+        emit=lambda *a: None,
+    )
+    p.start()
+    warm = max(1, frames // 10)
+    while p.counters.inspected < warm:
+        time.sleep(0.01)
+    start_rss, start = _rss_mb(), time.perf_counter()
+    while p.counters.inspected < frames and p.failure is None:
+        time.sleep(0.05)
+    end_rss = _rss_mb()
+    p.stop()
+    return {
+        "frames": p.counters.inspected,
+        "fps": (p.counters.inspected - warm) / (time.perf_counter() - start),
+        "rss_after_warmup_mb": round(start_rss, 1),
+        "rss_end_mb": round(end_rss, 1),
+        "rss_growth_mb": round(end_rss - start_rss, 2),
+        "latency_ms": {},
+    }
+
+
 VARIANTS = {
+    "soak": soak,
     "invoke": invoke,
     "source": source,
     "naive": naive,

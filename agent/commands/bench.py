@@ -26,6 +26,13 @@ def register(sub: Any) -> None:
     p.add_argument("--frames", type=int, default=1000, help="frames per variant")
     p.add_argument("--overload", type=float, default=2.0, help="live-overload rate as a multiple of capacity")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    p.add_argument(
+        "--soak",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also replay N frames through the pipeline and report RSS growth",
+    )
     p.set_defaults(func=bench)
 
 
@@ -69,6 +76,8 @@ def bench(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     budget = cfg.inference.budget_ms
     results = measure(args.config, args.frames, args.overload)
+    if args.soak:
+        results["soak"] = _run(args.config, "soak", args.soak)
     if args.json:
         sys.stdout.write(json.dumps(results, indent=2) + "\n")
         return 0
@@ -91,6 +100,13 @@ def bench(args: argparse.Namespace) -> int:
         f"\nlive overload at {s['overload_offered_fps']:.1f} fps offered ({args.overload:g}x capacity), "
         f"frame age at publish (budget {budget or 'from manifest'} ms):\n"
     )
+    if "soak" in results:
+        s = results["soak"]
+        w(
+            f"soak: {s['frames']} frames at {s['fps']:.1f} fps; "
+            f"RSS {s['rss_after_warmup_mb']:.1f} MB after warm-up, "
+            f"{s['rss_end_mb']:.1f} MB at the end ({s['rss_growth_mb']:+.2f} MB)\n"
+        )
     op, on = results["overload-pipeline"], results["overload-naive"]
     w(
         f"  pipeline: p50 {op['age_ms'].get('p50', 0):.1f} ms, p99 {op['age_ms'].get('p99', 0):.1f} ms "

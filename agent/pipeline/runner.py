@@ -94,6 +94,7 @@ class Pipeline:
         self._frames: Handoff[Job] = LatestSlot()
         self._results: BoundedQueue[Job] = BoundedQueue(max(4, cfg.camera.queue_size))
         self._trigger_lock = threading.Lock()
+        self._threads: dict[str, threading.Thread] = {}
         self._skip_n = 0
 
     # -- lifecycle --------------------------------------------------------------------
@@ -109,19 +110,30 @@ class Pipeline:
         self._spawn("infer", self._infer_loop)
         self._spawn("publish", self._publish_loop)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the stages and wait for them, then close the source (never under a running read)."""
         self._stop.set()
         self._frames.close()
         self._results.close()
-        if self.source is not None:
-            self.source.close()
+        source = self.source
+        wake = getattr(source, "stop", None)
+        if callable(wake):
+            wake()  # a reconnecting camera waiting between retries returns at once
+        deadline = time.monotonic() + timeout
+        for thread in list(self._threads.values()):
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        if source is not None:
+            source.close()
 
     def _spawn(self, stage: str, target: Callable[[int], None]) -> None:
         self._generation[stage] = self._generation.get(stage, 0) + 1
         gen = self._generation[stage]
-        threading.Thread(
+        thread = threading.Thread(
             target=self._guard, args=(stage, target, gen), name=f"{stage}-{gen}", daemon=True
-        ).start()
+        )
+        self._threads[stage] = thread  # a replaced (hung) thread is abandoned, never joined
+        thread.start()
 
     def _guard(self, stage: str, target: Callable[[int], None], gen: int) -> None:
         try:
@@ -143,11 +155,16 @@ class Pipeline:
             old = self.source
             self.counters.camera_restarts += 1
             self.capture_started = None
-            self.source = self._source_factory()
-            self.source.open()
-            if old is not None:
+            fresh = self._source_factory()
+            fresh.open()
+            self.source = fresh
+            self._spawn(
+                "capture", self._capture_loop
+            )  # bumps the generation: the old thread's frame is dropped
+            if (
+                old is not None
+            ):  # closing may unblock the stuck read; it may also block, so not on this thread
                 threading.Thread(target=old.close, daemon=True).start()
-            self._spawn("capture", self._capture_loop)
         else:
             self.counters.inference_restarts += 1
             self.counters.errors += 1  # the frame inside the hung call is lost
@@ -169,6 +186,8 @@ class Pipeline:
                 return
             self.capture_started = None
             if frame is None:
+                if source.live and not self._stop.is_set():
+                    self.fail(CameraError(f"{source.description} ended its stream"))
                 self._frames.put_final(_END)  # type: ignore[attr-defined]
                 return
             self.counters.captured += 1

@@ -39,6 +39,7 @@ class LatencyWindow:
     def __init__(self, size: int = 1024) -> None:
         self._data = np.zeros((size, len(STAGES)), np.float64)
         self._n = 0
+        self._mark = 0  # _n at the last drain_interval()
         self._size = size
 
     def add(self, values: tuple[float, ...]) -> None:
@@ -46,14 +47,30 @@ class LatencyWindow:
         self._n += 1
 
     def percentiles(self, q: tuple[int, ...] = (50, 95, 99)) -> dict[str, dict[str, float]]:
-        filled = self._data[: min(self._n, self._size)]
-        if not len(filled):
-            return {}
-        pct = np.percentile(filled, q, axis=0)
-        return {
-            stage: {f"p{p}": round(float(pct[i, j]), 3) for i, p in enumerate(q)}
-            for j, stage in enumerate(STAGES)
-        }
+        return _percentiles(self._data[: min(self._n, self._size)], q)
+
+    def drain_interval(self, q: tuple[int, ...] = (50, 95, 99)) -> tuple[dict[str, dict[str, float]], int]:
+        """Percentiles of the frames added since the previous call, and how many there were.
+
+        Health reports latency per interval. The rows are already in the ring, so this costs
+        nothing per frame: only a mark of where the last interval ended. An interval longer
+        than the ring covers its last ``size`` frames. One reader (the health reporter).
+        """
+        end = self._n
+        count = end - self._mark
+        self._mark = end
+        rows = np.arange(end - min(count, self._size), end) % self._size
+        return _percentiles(self._data[rows], q), count
+
+
+def _percentiles(filled: np.ndarray, q: tuple[int, ...]) -> dict[str, dict[str, float]]:
+    if not len(filled):
+        return {}
+    pct = np.percentile(filled, q, axis=0)
+    return {
+        stage: {f"p{p}": round(float(pct[i, j]), 3) for i, p in enumerate(q)}
+        for j, stage in enumerate(STAGES)
+    }
 
 
 class RateMeter:

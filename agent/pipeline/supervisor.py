@@ -60,7 +60,8 @@ class Supervisor:
         """One look at the pipeline; called a few times a second."""
         now = time.monotonic()
         self._check_stuck("infer", self.p.infer_started, now)
-        self._check_stuck("capture", self.p.capture_started, now)
+        if self._camera_state() == "online":  # an offline camera is reconnecting, not stuck
+            self._check_stuck("capture", self.p.capture_started, now)
         flowing = self.flowing(now)
         if flowing and self.degraded and self.p.infer_started is None and self.p.capture_started is None:
             log.info("agent_recovered", was=self.degraded)

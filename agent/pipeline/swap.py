@@ -22,6 +22,7 @@ from typing import Any
 
 import structlog
 
+from agent import modelstore
 from agent.errors import AgentError
 from agent.log import bind
 from agent.model.loaded import LoadedModel
@@ -82,7 +83,7 @@ class ModelSlot:
         self._pending: tuple[LoadedModel, Future[dict[str, Any]]] | None = None
         self._watch: _Watch | None = None
         self._fallback: LoadedModel | None = None
-        self._primary: LoadedModel | None = None
+        self._primary = model  # the model the fallback policy returns to (changes with real swaps only)
         self.swaps = 0
         self._write_state("active", model, previous=None, reason="started")
 
@@ -101,12 +102,7 @@ class ModelSlot:
         if self._fallback is None:
             return
         with self._lock:
-            if on and self._primary is None:
-                self._primary = self.model
-                self._pending = (self._fallback, _done_future())
-            elif not on and self._primary is not None:
-                self._pending = (self._primary, _done_future())
-                self._primary = None
+            self._pending = (self._fallback if on else self._primary, _done_future())
 
     def _load(self, path: str, future: Future[dict[str, Any]]) -> None:
         try:
@@ -135,6 +131,8 @@ class ModelSlot:
         The hung thread keeps the old instance; its late result is discarded.
         """
         with self._lock:
+            if self._primary is self.model:
+                self._primary = model
             self.model = model
 
     # -- inference thread ------------------------------------------------------------
@@ -152,6 +150,7 @@ class ModelSlot:
         bind(model=new.name, model_version=new.version)
         if future.done():  # fallback switches are not watched
             return new
+        self._primary = new
         self._watch = _Watch(new, old, future, self._watch_frames, self._overrun_ratio)
         log.info("model_swapped", old=old.version, new=new.version)
         return new
@@ -178,6 +177,7 @@ class ModelSlot:
     def _roll_back(self, watch: _Watch, reason: str) -> dict[str, Any]:
         with self._lock:
             self._pending = (watch.old, _done_future())
+            self._primary = watch.old
         self._restore_link(watch.old)
         outcome = self._write_state("rolled_back", watch.old, previous=watch.new.version, reason=reason)
         log.error("model_rolled_back", bad=watch.new.version, back_to=watch.old.version, reason=reason)
@@ -190,8 +190,16 @@ class ModelSlot:
         return outcome
 
     def _restore_link(self, model: LoadedModel) -> None:
-        if self._link is not None and self._link.resolve() != model.package.root:
-            repoint(self._link, model.package.root)
+        """Point the package link back at ``model``: through the model store when it is one."""
+        link, root = self._link, model.package.root
+        if link is None or link.resolve() == root:
+            return
+        if link.name == modelstore.CURRENT and root.parent == link.parent.resolve():
+            modelstore.activate(
+                link.parent.parent, link.parent.name, root.name
+            )  # locked, fsynced, in history
+        else:
+            repoint(link, root)
 
     def _write_state(
         self, state: str, model: LoadedModel, *, previous: str | None, reason: str

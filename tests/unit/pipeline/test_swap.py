@@ -30,8 +30,12 @@ def _repoint(link: Path, target: Path) -> None:
 def test_swap_happens_between_frames_with_none_dropped(build: Build, tmp_path: Path) -> None:
     current, _v1, v2 = _store(tmp_path, 1, 1000)
     frames = frames_dir(tmp_path / "frames", 20)
-    h = build(f"dir:{frames}", current, camera={"loop": True, "realtime": True, "fps": 100},
-              inference={"rollback_frames": 5})
+    h = build(
+        f"dir:{frames}",
+        current,
+        camera={"loop": True, "realtime": True, "fps": 100},
+        inference={"rollback_frames": 5},
+    )
     h.pipeline.start()
     assert h.run_until(lambda: h.pipeline.counters.inspected >= 10, 30)
     _repoint(current, v2)
@@ -50,7 +54,9 @@ def test_swap_happens_between_frames_with_none_dropped(build: Build, tmp_path: P
     assert (state["state"], state["version"], state["previous"]) == ("active", "2.0.0", "1.0.0")
 
 
-def test_model_that_overruns_after_swap_is_rolled_back_and_link_restored(build: Build, tmp_path: Path) -> None:
+def test_model_that_overruns_after_swap_is_rolled_back_and_link_restored(
+    build: Build, tmp_path: Path
+) -> None:
     current, v1, v2 = _store(tmp_path, 1500, 5)  # v2 takes ~30 ms against its own 5 ms budget
     frames = frames_dir(tmp_path / "frames", 20)
     h = build(f"dir:{frames}", current, camera={"loop": True}, inference={"rollback_frames": 5})
