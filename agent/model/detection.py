@@ -60,7 +60,7 @@ def class_aware_nms(
 
 
 def map_boxes(xyxy: np.ndarray, transform: Transform) -> np.ndarray:
-    """Model-input pixel boxes ``[n, 4]`` (x1, y1, x2, y2) -> boxes normalised to the frame, clipped to 0..1."""
+    """Model-input pixel boxes ``[n, 4]`` (x1, y1, x2, y2) -> 0..1 frame boxes (clipped)."""
     t = transform
     out = np.empty(xyxy.shape, np.float32)
     out[:, 0::2] = (xyxy[:, 0::2] - t.ox) / (t.sx * t.frame_w)
@@ -95,7 +95,9 @@ class _Decider:
             for b, s, c in zip(boxes, scores, classes.tolist(), strict=True)
         )
         best_raw = float(per_label.max()) if per_label.size else 0.0
-        label, score = (detections[0].label, detections[0].score) if detections else (NOTHING_FOUND, 1.0 - best_raw)
+        label, score = (
+            (detections[0].label, detections[0].score) if detections else (NOTHING_FOUND, 1.0 - best_raw)
+        )
         return InferenceResult(
             label=label,
             score=score,
@@ -115,7 +117,11 @@ class YoloPostprocessor:
     """Raw ``[1, 4(+1)+nc, N]`` or ``[1, N, 4(+1)+nc]``: best class per candidate, floor, class-aware NMS."""
 
     def __init__(
-        self, manifest: Manifest, labels: tuple[str, ...], outputs: tuple[TensorSpec, ...], defects: frozenset[str]
+        self,
+        manifest: Manifest,
+        labels: tuple[str, ...],
+        outputs: tuple[TensorSpec, ...],
+        defects: frozenset[str],
     ) -> None:
         out = manifest.output
         self.spec = outputs[0]
@@ -123,7 +129,9 @@ class YoloPostprocessor:
         self.width = self.first + len(labels)
         self.channels_first = self._orientation(self.spec.shape, self.width, out.objectness, len(labels))
         if out.activation == "softmax":
-            raise ModelError("output.activation softmax is not supported for YOLO outputs (use none or sigmoid)")
+            raise ModelError(
+                "output.activation softmax is not supported for YOLO outputs (use none or sigmoid)"
+            )
         self.activation = ACTIVATIONS[out.activation]
         self.to_xyxy = _TO_XYXY["xywh" if out.box_format == "auto" else out.box_format]
         self.floor, self.iou, self.limit = out.score_floor, out.iou_threshold, out.max_detections
@@ -132,7 +140,9 @@ class YoloPostprocessor:
     @staticmethod
     def _orientation(shape: tuple[int | None, ...], width: int, objectness: bool, nc: int) -> bool:
         if len(shape) != 3:
-            raise ModelError(f"YOLO output has shape {shape}; [1, 4+classes, N] or [1, N, 4+classes] is needed")
+            raise ModelError(
+                f"YOLO output has shape {shape}; [1, 4+classes, N] or [1, N, 4+classes] is needed"
+            )
         if shape[1] == width and shape[2] != width:
             return True
         if shape[2] == width or (shape[2] is None and shape[1] is None):
@@ -169,7 +179,11 @@ class SsdPostprocessor:
     """The four TFLite_Detection_PostProcess outputs: boxes, classes, scores, count (any order)."""
 
     def __init__(
-        self, manifest: Manifest, labels: tuple[str, ...], outputs: tuple[TensorSpec, ...], defects: frozenset[str]
+        self,
+        manifest: Manifest,
+        labels: tuple[str, ...],
+        outputs: tuple[TensorSpec, ...],
+        defects: frozenset[str],
     ) -> None:
         self.specs = outputs
         self.boxes, self.classes, self.scores, self.count = ssd_roles(outputs)
@@ -205,13 +219,17 @@ class SsdPostprocessor:
 def ssd_roles(outputs: tuple[TensorSpec, ...]) -> tuple[int, int, int, int]:
     """Indices of (boxes, classes, scores, count) among four outputs, by shape, then name, then order."""
     if len(outputs) != 4:
-        raise ModelError(f"an SSD detection model has 4 outputs (boxes, classes, scores, count), this one has {len(outputs)}")
+        raise ModelError(
+            f"an SSD model has 4 outputs (boxes, classes, scores, count), this one has {len(outputs)}"
+        )
     boxes = [i for i, o in enumerate(outputs) if len(o.shape) == 3 and o.shape[-1] == 4]
     count = [i for i, o in enumerate(outputs) if len(o.shape) <= 1 or all(d == 1 for d in o.shape)]
     pair = [i for i in range(4) if i not in boxes + count]
     if len(boxes) != 1 or len(count) != 1 or len(pair) != 2:
         shapes = ", ".join(str(o.shape) for o in outputs)
-        raise ModelError(f"cannot tell the SSD outputs apart (shapes {shapes}); boxes [1,N,4] and count [1] are needed")
+        raise ModelError(
+            f"cannot tell the SSD outputs apart (shapes {shapes}); boxes [1,N,4] and count [1] are needed"
+        )
 
     def rank(i: int) -> tuple[int, int, int]:
         name = outputs[i].name.lower()
@@ -235,5 +253,5 @@ def make_detection_postprocessor(
     if fmt == "yolo":
         return YoloPostprocessor(manifest, labels, outputs, defects)
     raise ModelError(
-        f"detection output.format {fmt!r} with {len(outputs)} outputs: use ssd (4 outputs) or yolo (1 raw tensor)"
+        f"detection output.format {fmt!r} with {len(outputs)} outputs: use ssd (4 outputs) or yolo (1 tensor)"
     )

@@ -53,7 +53,11 @@ class TFLiteRuntime:
             self._interp = module.Interpreter(
                 model_path=str(model_file), num_threads=threads, experimental_delegates=loaded or None
             )
-            self._interp.allocate_tensors()
+            # A dynamic input is allocated by set_input_shape at its real size: its placeholder
+            # size (often 1x1) may be too small for the graph and fail to prepare.
+            self._allocated = not any(int(d) < 0 for d in self._signature(self._interp))
+            if self._allocated:
+                self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{model_file.name} is not a loadable TFLite model: {first_line(exc)}") from exc
         self._in = self._interp.get_input_details()
@@ -75,12 +79,18 @@ class TFLiteRuntime:
         except (ValueError, OSError, RuntimeError) as exc:
             raise ModelError(f"cannot load TFLite delegate {name}: {first_line(exc)}") from exc
 
+    @staticmethod
+    def _signature(interp: Any) -> Any:
+        detail = interp.get_input_details()[0]
+        return detail.get("shape_signature", detail["shape"])
+
     def set_input_shape(self, shape: tuple[int, ...]) -> None:
-        if tuple(self._interp.get_input_details()[0]["shape"]) == shape:
+        if self._allocated and tuple(self._interp.get_input_details()[0]["shape"]) == shape:
             return
         try:
             self._interp.resize_tensor_input(self._in_index, list(shape), strict=True)
             self._interp.allocate_tensors()
+            self._allocated = True
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot set TFLite input shape {shape}: {first_line(exc)}") from exc
 
