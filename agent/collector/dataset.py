@@ -1,0 +1,149 @@
+"""The retraining dataset kept by the collector: labeling samples and exporting train/val/test splits.
+
+Labeling moves ``…/unlabeled/{predicted}/{id}.jpg`` to ``…/labeled/{label}/{id}.jpg`` and keeps
+every step in the index's history. Exports are stratified by label and deterministic for a seed:
+each label's ids are sorted, shuffled with ``Random(f"{seed}/{label}")`` and cut by largest
+remainder, so no id ever lands in two splits and the same index always gives the same export.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.collector.index import Index
+from agent.collector.messages import safe_component
+from agent.collector.storage import Storage
+from agent.errors import AgentError, ConfigError
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """Percentages per split name, summing to 100."""
+
+    parts: tuple[tuple[str, int], ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Split:
+        """'70/15/15' (train/val/test) or '80/20' (train/val)."""
+        try:
+            values = [int(v) for v in text.split("/")]
+        except ValueError:
+            values = []
+        if not 2 <= len(values) <= 3 or sum(values) != 100 or min(values) < 0:
+            raise ConfigError(
+                f"--split: {text!r} must be 2 or 3 whole percentages summing to 100, e.g. 70/15/15"
+            )
+        return cls(tuple(zip(SPLIT_NAMES, values, strict=False)))
+
+
+def label_samples(index: Index, storage: Storage, ids: list[str], label: str) -> list[str]:
+    """Move each sample to ``labeled/{label}``; return one problem line per id that could not be."""
+    if safe_component(label) != label:
+        raise ConfigError(f"--as: {label!r} may only contain letters, digits, '_', '-', '.'")
+    problems = []
+    for sample_id in ids:
+        row = index.sample(sample_id)
+        if row is None:
+            problems.append(f"{sample_id}: no such sample in the index")
+            continue
+        model, version = safe_component(row["model"]), safe_component(row["version"])
+        new_path = f"{model}/{version}/labeled/{label}/{sample_id}.jpg"
+        if row["path"] == new_path:
+            continue
+        if storage.exists(row["path"]):
+            storage.move(row["path"], new_path)
+        elif not storage.exists(new_path):  # a move done before a crash is finished, not redone
+            problems.append(f"{sample_id}: image {row['path']} is missing")
+            continue
+        index.set_label(sample_id, label, row["path"], new_path)
+    return problems
+
+
+def assign_splits(rows: list[tuple[str, str, str]], split: Split, seed: int) -> dict[str, str]:
+    """id -> split name, stratified by label (largest remainder per label)."""
+    by_label: dict[str, list[str]] = defaultdict(list)
+    for sample_id, label, _ in rows:
+        by_label[label].append(sample_id)
+    out: dict[str, str] = {}
+    for label, ids in sorted(by_label.items()):
+        ids.sort()
+        random.Random(f"{seed}/{label}").shuffle(ids)
+        counts = _largest_remainder(len(ids), [pct for _, pct in split.parts])
+        start = 0
+        for (name, _), count in zip(split.parts, counts, strict=True):
+            out.update(dict.fromkeys(ids[start : start + count], name))
+            start += count
+    return out
+
+
+def _largest_remainder(n: int, percents: list[int]) -> list[int]:
+    exact = [n * p / 100 for p in percents]
+    counts = [int(x) for x in exact]
+    order = sorted(range(len(exact)), key=lambda i: (-(exact[i] - counts[i]), i))
+    for i in order[: n - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def export(
+    index: Index,
+    storage: Storage,
+    target: Path,
+    *,
+    fmt: str,
+    split: Split,
+    seed: int,
+    model: str | None = None,
+    version: str | None = None,
+) -> dict[str, Any]:
+    """Write the labeled samples to ``target`` as an image folder or a CSV (+ images); return a summary."""
+    rows = index.labeled(model, version)
+    if not rows:
+        raise AgentError("no labeled samples to export (label some with `inspection-agent dataset label`)")
+    splits = assign_splits(rows, split, seed)
+    target.mkdir(parents=True, exist_ok=True)
+    counts: Counter[str] = Counter()
+    records = []
+    for sample_id, label, path in rows:
+        name = splits[sample_id]
+        rel = f"{name}/{label}/{sample_id}.jpg" if fmt == "imagefolder" else f"images/{sample_id}.jpg"
+        dest = target / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(storage.read(path))
+        counts[f"{name}/{label}"] += 1
+        records.append({"id": sample_id, "split": name, "label": label, "path": rel})
+    if fmt == "csv":
+        with (target / "dataset.csv").open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["id", "split", "label", "path"])
+            writer.writeheader()
+            writer.writerows(records)
+    summary = {
+        "format": fmt,
+        "split": dict(split.parts),
+        "seed": seed,
+        "model": model,
+        "version": version,
+        "samples": len(rows),
+        "counts": dict(sorted(counts.items())),
+    }
+    (target / "export.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    return summary
+
+
+def dataset_stats(index: Index) -> list[dict[str, Any]]:
+    """Counts per model, version, state (labeled/unlabeled) and label (the predicted one if unlabeled)."""
+    rows = index.query(
+        "SELECT model, version, CASE WHEN label IS NULL THEN 'unlabeled' ELSE 'labeled' END, "
+        "coalesce(label, predicted), count(*), sum(bytes) FROM samples "
+        "GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+    )
+    keys = ("model", "version", "state", "label", "count", "bytes")
+    return [dict(zip(keys, r, strict=True)) for r in rows]

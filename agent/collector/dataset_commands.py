@@ -1,0 +1,101 @@
+"""``inspection-agent dataset label|export|stats --config PATH``: the collector's retraining dataset."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from agent.collector.config import CollectorConfig, load_collector_config
+from agent.collector.index import Index
+from agent.collector.storage import make_storage
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("dataset", help="label and export the collected samples")
+    actions = p.add_subparsers(dest="dataset_action", metavar="ACTION", required=True)
+
+    label = actions.add_parser("label", help="give samples their true label (moves them to labeled/LABEL)")
+    label.add_argument("ids", nargs="+", metavar="ID")
+    label.add_argument("--as", dest="label", required=True, metavar="LABEL")
+    label.add_argument("--config", required=True, help="the collector's YAML config")
+    label.set_defaults(func=label_cmd)
+
+    exp = actions.add_parser("export", help="write labeled samples as train/val/test splits")
+    exp.add_argument("--to", required=True, type=Path, metavar="DIR")
+    exp.add_argument("--format", choices=("imagefolder", "csv"), default="imagefolder")
+    exp.add_argument("--split", default="70/15/15", help="train/val[/test] percentages (default 70/15/15)")
+    exp.add_argument("--seed", type=int, default=0)
+    exp.add_argument("--model", help="only this model's samples")
+    exp.add_argument("--version", help="only this model version's samples")
+    exp.add_argument("--config", required=True, help="the collector's YAML config")
+    exp.set_defaults(func=export_cmd)
+
+    st = actions.add_parser("stats", help="samples per model, version, state and label")
+    st.add_argument("--config", required=True, help="the collector's YAML config")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=stats_cmd)
+
+
+def _open(args: argparse.Namespace) -> tuple[CollectorConfig, Index]:
+    cfg = load_collector_config(args.config)
+    return cfg, Index(cfg.index_path)
+
+
+def label_cmd(args: argparse.Namespace) -> int:
+    from agent.collector.dataset import label_samples
+
+    cfg, index = _open(args)
+    try:
+        problems = label_samples(index, make_storage(cfg.storage.backend, cfg.root), args.ids, args.label)
+    finally:
+        index.close()
+    for problem in problems:
+        sys.stderr.write(f"inspection-agent: dataset label: {problem}\n")
+    done = len(args.ids) - len(problems)
+    sys.stdout.write(f"labeled {done} sample(s) as {args.label}\n")
+    return 1 if problems else 0
+
+
+def export_cmd(args: argparse.Namespace) -> int:
+    from agent.collector.dataset import Split, export
+
+    split = Split.parse(args.split)
+    cfg, index = _open(args)
+    try:
+        summary = export(
+            index,
+            make_storage(cfg.storage.backend, cfg.root),
+            args.to,
+            fmt=args.format,
+            split=split,
+            seed=args.seed,
+            model=args.model,
+            version=args.version,
+        )
+    finally:
+        index.close()
+    sys.stdout.write(json.dumps(summary, indent=1) + "\n")
+    return 0
+
+
+def stats_cmd(args: argparse.Namespace) -> int:
+    from agent.collector.dataset import dataset_stats
+
+    _, index = _open(args)
+    try:
+        rows = dataset_stats(index)
+    finally:
+        index.close()
+    if args.json:
+        sys.stdout.write(json.dumps(rows, indent=1) + "\n")
+        return 0
+    for r in rows:
+        sys.stdout.write(
+            f"{r['model']:<20} {r['version']:<10} {r['state']:<10} {r['label']:<16} "
+            f"{r['count']:>7} {r['bytes'] / 1e6:>9.1f} MB\n"
+        )
+    sys.stdout.write(f"total {sum(r['count'] for r in rows)}\n")
+    return 0

@@ -1,0 +1,204 @@
+"""The running collector: one paho client (MQTT 5, persistent session, manual acks) and one writer.
+
+paho's network thread only queues what arrives. The writer thread takes batches, makes them
+durable through :class:`Ingest`, and only then acknowledges each message (``client.ack``), in
+arrival order. The broker keeps unacknowledged messages in our session (fixed client id,
+``clean_start=False``, a session expiry), so a crash or a kill loses nothing: they come again.
+"""
+
+from __future__ import annotations
+
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as paho
+import structlog
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from agent.collector.config import CollectorConfig, broker_password
+from agent.collector.ingest import Ingest, Prepared
+from agent.collector.messages import Incoming
+from agent.errors import AgentError
+from agent.publish.tls import tls_context
+from agent.sampling.wire import META_PROPERTY
+from agent.sdnotify import Notifier
+
+log = structlog.get_logger(__name__)
+
+_TAKE_WAIT_S = 0.2
+
+
+def subscriptions(cfg: CollectorConfig) -> list[str]:
+    """Topic filters for every configured site, shared when a group is set."""
+    sub = cfg.subscribe
+    kinds = [k for k, on in (("sample", sub.samples), ("defect", sub.defects)) if on]
+    share = f"$share/{sub.shared_group}/" if sub.shared_group else ""
+    return [f"{share}{sub.prefix}/{site}/+/+/{kind}" for site in sub.site_list for kind in kinds]
+
+
+def incoming(msg: paho.MQTTMessage) -> Incoming:
+    props = getattr(msg, "properties", None)
+    meta = None
+    for key, value in getattr(props, "UserProperty", None) or ():
+        if key == META_PROPERTY:
+            meta = value
+    return Incoming(
+        topic=msg.topic,
+        payload=bytes(msg.payload),
+        content_type=getattr(props, "ContentType", None),
+        meta=meta,
+        mid=msg.mid,
+        qos=msg.qos,
+    )
+
+
+class Collector:
+    """Subscribes, stores, acknowledges; ``run()`` until SIGTERM/SIGINT or a storage failure."""
+
+    def __init__(self, cfg: CollectorConfig, ingest: Ingest, notifier: Notifier | None = None) -> None:
+        self.cfg = cfg
+        self.ingest = ingest
+        self.notifier = notifier or Notifier(None)
+        self._queue: queue.Queue[Incoming] = queue.Queue()
+        self._stop = threading.Event()
+        self.failure: AgentError | None = None
+        self.connected = threading.Event()
+        self._client = self._make_client()
+        self._prepared: queue.Queue[tuple[list[Incoming], Prepared] | None] = queue.Queue(2)
+        self._parser = threading.Thread(target=self._parse_loop, name="collector-parser", daemon=True)
+        self._writer = threading.Thread(target=self._write_loop, name="collector-writer", daemon=True)
+
+    def _make_client(self) -> paho.Client:
+        b = self.cfg.broker
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=b.client_id, protocol=paho.MQTTv5, manual_ack=True
+        )
+        password = broker_password(self.cfg)
+        if b.username is not None or password is not None:
+            client.username_pw_set(b.username, password.reveal() if password is not None else None)
+        if b.tls is not None:
+            client.tls_set_context(tls_context(b.tls))
+            client.tls_insecure_set(b.tls.insecure_skip_verify)
+        client.reconnect_delay_set(int(max(1, b.reconnect_min_s)), int(max(1, b.reconnect_max_s)))
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = lambda _c, _u, msg: self._queue.put(incoming(msg))
+        return client
+
+    # -- paho callbacks (network thread) -------------------------------------------------
+    def _on_connect(self, client: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.error("broker_refused", reason=str(reason))
+            return
+        topics = subscriptions(self.cfg)
+        client.subscribe([(t, SubscribeOptions(qos=1)) for t in topics])
+        self.connected.set()
+        log.info("collector_connected", subscriptions=topics)
+
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self.connected.clear()
+        if not self._stop.is_set():
+            log.warning("broker_connection_lost", reason=str(reason))
+
+    # -- the writer ------------------------------------------------------------------------
+    def _take(self) -> list[Incoming]:
+        try:
+            batch = [self._queue.get(timeout=_TAKE_WAIT_S)]
+        except queue.Empty:
+            return []
+        while len(batch) < self.cfg.limits.batch:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _parse_loop(self) -> None:
+        """Stage 1: validate batches; the writer fsyncs the previous one meanwhile (two cores busy)."""
+        while not self._stop.is_set():
+            self._prepare(self._take())
+        for _ in range(-(-self._queue.qsize() // self.cfg.limits.batch)):  # stopping: what already came
+            self._prepare(self._take())
+        self._prepared.put(None)
+
+    def _prepare(self, batch: list[Incoming]) -> None:
+        if batch:
+            self._prepared.put((batch, self.ingest.prepare(batch)))
+
+    def _write_loop(self) -> None:
+        """Stage 2: make each batch durable, then acknowledge its messages in arrival order."""
+        while (item := self._prepared.get()) is not None:
+            batch, prepared = item
+            if self.failure is not None:
+                continue  # after a failure nothing more is acknowledged: the broker keeps it all
+            try:
+                self.ingest.commit(prepared)
+            except AgentError as exc:  # the disk refused: stop, let systemd restart us
+                log.error("collector_cannot_store", error=str(exc))
+                self.failure = exc
+                self._stop.set()
+                continue
+            for msg in batch:
+                self._client.ack(msg.mid, msg.qos)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        b = self.cfg.broker
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = b.session_expiry_s
+        props.ReceiveMaximum = b.receive_maximum
+        self._parser.start()
+        self._writer.start()
+        self._client.connect_async(b.host, b.port, b.keepalive_s, clean_start=False, properties=props)
+        self._client.loop_start()
+        log.info("collector_starting", host=b.host, port=b.port, client_id=b.client_id)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> int:
+        """Until a signal (exit 0) or a storage failure (raised: the CLI exits 3)."""
+        self._install_signals()
+        self.start()
+        self.notifier.ready("collecting")
+        last_report = time.monotonic()
+        try:
+            while not self._stop.wait(1.0):
+                self.notifier.watchdog()
+                if time.monotonic() - last_report >= self.cfg.stats_interval_s:
+                    last_report = time.monotonic()
+                    log.info("collector_stats", **self.stats())
+        finally:
+            self.close()
+        if self.failure is not None:
+            raise self.failure
+        return 0
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Store and acknowledge what already arrived, then disconnect (the rest comes again)."""
+        self._stop.set()
+        self.notifier.stopping()
+        for thread in (self._parser, self._writer):
+            if thread.is_alive():
+                thread.join(timeout)
+        self._client.disconnect()
+        self._client.loop_stop()
+        log.info("collector_stopped", **self.stats())
+
+    def stats(self) -> dict[str, Any]:
+        return {**self.ingest.counts, "queued": self._queue.qsize(), "connected": self.connected.is_set()}
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        handler: Callable[..., None] = lambda *_: self.stop()  # noqa: E731
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGHUP, lambda *_: log.info("collector_stats", **self.stats()))

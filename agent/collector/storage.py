@@ -1,0 +1,143 @@
+"""Where sample images live: a small interface, and the local-directory backend.
+
+``write_batch`` returns only once every file and its directory entry are on disk, so
+the collector may acknowledge the messages afterwards. fsync costs ~5 ms per call on a
+typical disk; a batch is written first and synced by a few threads at once, which lets
+the filesystem put many files in one journal commit (measured: ~1 ms per 50 KB file).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Protocol
+
+from agent.errors import AgentError
+
+_SYNC_THREADS = 16
+
+
+class Storage(Protocol):
+    """Keys are relative POSIX paths (``model/version/unlabeled/label/ID.jpg``)."""
+
+    def write_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Store every item durably (replacing a file of the same key) before returning."""
+        ...
+
+    def move(self, src: str, dst: str) -> None:
+        """Rename durably; the destination's directory is created."""
+        ...
+
+    def read(self, key: str) -> bytes: ...
+
+    def exists(self, key: str) -> bool: ...
+
+
+class StorageError(AgentError):
+    """The storage backend cannot write or move a file."""
+
+
+class LocalStorage:
+    """Files under ``root``: write to a temporary name, fsync, rename, fsync the directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._pool = ThreadPoolExecutor(_SYNC_THREADS, thread_name_prefix="fsync")
+
+    def path(self, key: str) -> Path:
+        return self.root / key
+
+    def write_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
+        if not items:
+            return
+        staged: list[tuple[int, Path, Path]] = []
+        dirs: set[Path] = set()
+        try:
+            for key, data in items:
+                staged.append(self._stage(key, data, dirs))
+            renames = [(tmp, final) for _, tmp, final in staged]
+            fds, staged = [fd for fd, _, _ in staged], []  # _sync_close closes them, whatever happens
+            list(self._pool.map(_sync_close, fds))
+            for tmp, final in renames:
+                os.replace(tmp, final)
+            list(self._pool.map(_sync_dir, dirs))
+        except OSError as exc:
+            for fd, _, _ in staged:
+                os.close(fd)
+            raise StorageError(f"cannot store samples under {self.root}: {exc.strerror or exc}") from exc
+
+    def _stage(self, key: str, data: bytes, dirs: set[Path]) -> tuple[int, Path, Path]:
+        final = self.path(key)
+        if final.parent not in dirs:
+            dirs.update(self._ensure_dir(final.parent))
+        tmp = self._tmp(final)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError:
+            os.close(fd)
+            raise
+        return fd, tmp, final
+
+    @staticmethod
+    def _tmp(final: Path) -> Path:
+        return final.with_name(f".{final.name}.tmp")
+
+    def _ensure_dir(self, path: Path) -> list[Path]:
+        """Create ``path``; return it and, for each directory created, its parent (to be synced)."""
+        dirs = [path]
+        missing = path
+        while not missing.exists() and missing != self.root:
+            dirs.append(missing.parent)
+            missing = missing.parent
+        path.mkdir(parents=True, exist_ok=True)
+        return dirs
+
+    def move(self, src: str, dst: str) -> None:
+        source, target = self.path(src), self.path(dst)
+        try:
+            dirs = {*self._ensure_dir(target.parent), source.parent}
+            os.replace(source, target)
+            for directory in dirs:
+                _sync_dir(directory)
+        except OSError as exc:
+            raise StorageError(f"cannot move {src} to {dst}: {exc.strerror or exc}") from exc
+
+    def read(self, key: str) -> bytes:
+        try:
+            return self.path(key).read_bytes()
+        except OSError as exc:
+            raise StorageError(f"cannot read {key}: {exc.strerror or exc}") from exc
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def _sync_close(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_storage(backend: str, root: Path) -> LocalStorage:
+    """The configured backend (only ``local`` today; an object store would be one more module)."""
+    if backend != "local":
+        raise StorageError(f"unknown storage backend {backend!r}")
+    root.mkdir(parents=True, exist_ok=True)
+    return LocalStorage(root)

@@ -1,0 +1,31 @@
+"""Sampling unsure frames at the edge and sending them to the central collector for retraining.
+
+``build_sampler`` is what the composition root calls; the sampler is a pipeline
+``FrameObserver`` and its commands are registered with ``register_sampling_commands``.
+"""
+
+from __future__ import annotations
+
+from agent.config.schema import AgentConfig
+from agent.publish import Sink, Topics
+from agent.sampling.commands import register_sampling_commands
+from agent.sampling.sampler import Sampler, Wire
+
+__all__ = ["Sampler", "Wire", "build_sampler", "register_sampling_commands"]
+
+SAMPLE_LOG = "samples.jsonl"
+
+
+def build_sampler(cfg: AgentConfig, sink: Sink, topics: Topics) -> Sampler | None:
+    """The sampler for this device, or None when ``sampling.enabled`` is false."""
+    sampling = cfg.sampling
+    if not sampling.enabled:
+        return None
+    wire = Wire(
+        topic=topics.sample,
+        qos=cfg.mqtt.qos,
+        max_packet_bytes=cfg.mqtt.max_packet_bytes,
+        mqtt5=cfg.mqtt.protocol == "5",
+    )
+    log_path = cfg.resolve(cfg.state.dir) / SAMPLE_LOG if sampling.log_file else None
+    return Sampler(sampling, sink=sink, wire=wire, device=cfg.device, log_path=log_path)

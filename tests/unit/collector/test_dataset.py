@@ -1,0 +1,93 @@
+"""Labeling keeps history; exports are stratified, deterministic, and never put an id in two splits."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from agent.collector.dataset import Split, assign_splits, dataset_stats, export, label_samples
+from agent.collector.report import parse_duration, stats_report
+from agent.errors import ConfigError
+from tests.unit.collector.conftest import Parts
+from tests.unit.collector.samples import jpeg, meta, v5
+
+
+def collect(parts: Parts, n: int, label: str = "ok") -> list[str]:
+    msgs, ids = [], []
+    for i in range(n):
+        data = jpeg(seed=i)
+        doc = meta(data, label=label)
+        ids.append(doc["id"])
+        msgs.append(v5(doc, data, mid=i))
+    parts.ingest.process(msgs)
+    return ids
+
+
+def test_label_moves_the_file_and_keeps_history(parts: Parts) -> None:
+    (sample_id,) = collect(parts, 1)
+    assert label_samples(parts.index, parts.storage, [sample_id], "scratch") == []
+    assert label_samples(parts.index, parts.storage, [sample_id, "NOPE"], "dent") == [
+        "NOPE: no such sample in the index"
+    ]
+    row = parts.index.sample(sample_id)
+    assert row is not None and row["label"] == "dent" and row["predicted"] == "ok"
+    assert (parts.cfg.root / row["path"]).is_file()
+    assert row["path"] == f"demo-defects/1.0.0/labeled/dent/{sample_id}.jpg"
+    assert [h[0] for h in parts.index.history(sample_id)] == ["received", "labeled", "labeled"]
+    assert not any((parts.cfg.root / "demo-defects/1.0.0/unlabeled/ok").iterdir())
+
+
+def test_unsafe_label_is_refused(parts: Parts) -> None:
+    with pytest.raises(ConfigError):
+        label_samples(parts.index, parts.storage, [], "../x")
+
+
+def test_splits_are_stratified_deterministic_and_disjoint() -> None:
+    rows = [(f"A{i:03d}", "ok", "") for i in range(100)] + [(f"B{i:03d}", "scratch", "") for i in range(20)]
+    split = Split.parse("70/15/15")
+    first = assign_splits(rows, split, seed=3)
+    assert first == assign_splits(list(reversed(rows)), split, seed=3)
+    assert first != assign_splits(rows, split, seed=4)
+    counts: dict[tuple[str, str], int] = {}
+    for sample_id, label, _ in rows:
+        counts[(label, first[sample_id])] = counts.get((label, first[sample_id]), 0) + 1
+    assert counts == {("ok", "train"): 70, ("ok", "val"): 15, ("ok", "test"): 15,
+                      ("scratch", "train"): 14, ("scratch", "val"): 3, ("scratch", "test"): 3}  # fmt: skip
+
+
+@pytest.mark.parametrize("text", ["70/30/10", "a/b", "100", "50/-10/60"])
+def test_bad_split_is_refused(text: str) -> None:
+    with pytest.raises(ConfigError, match="--split"):
+        Split.parse(text)
+
+
+def test_export_imagefolder_and_csv(parts: Parts, tmp_path: Path) -> None:
+    ok = collect(parts, 10)
+    bad = collect(parts, 10, label="scratch")
+    label_samples(parts.index, parts.storage, ok, "ok")
+    label_samples(parts.index, parts.storage, bad, "scratch")
+    out = tmp_path / "folder"
+    summary = export(parts.index, parts.storage, out, fmt="imagefolder", split=Split.parse("80/20"), seed=0)
+    assert summary["counts"] == {"train/ok": 8, "train/scratch": 8, "val/ok": 2, "val/scratch": 2}
+    assert len(list(out.glob("*/*/*.jpg"))) == 20
+    table = tmp_path / "table"
+    export(parts.index, parts.storage, table, fmt="csv", split=Split.parse("70/15/15"), seed=0)
+    with (table / "dataset.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 20 and len({r["id"] for r in rows}) == 20
+    assert all((table / r["path"]).is_file() for r in rows)
+    assert json.loads((table / "export.json").read_text())["samples"] == 20
+
+
+def test_dataset_and_collector_stats(parts: Parts) -> None:
+    ids = collect(parts, 3)
+    label_samples(parts.index, parts.storage, ids[:1], "scratch")
+    stats = {(r["state"], r["label"]): r["count"] for r in dataset_stats(parts.index)}
+    assert stats == {("labeled", "scratch"): 1, ("unlabeled", "ok"): 2}
+    report = stats_report(parts.index, parse_duration("1h"), now=1767225600.0 + 60)
+    assert report["samples"][0]["count"] == 3 and report["samples"][0]["per_hour"] == 3.0
+    with pytest.raises(ConfigError):
+        parse_duration("soon")
