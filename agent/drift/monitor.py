@@ -1,0 +1,205 @@
+"""Data drift on the device: window tests against the model's reference, with hysteresis.
+
+The publish stage calls :meth:`DriftMonitor.observe` for every inspected frame (a few
+array stores). Full windows go through a small deque to :meth:`DriftMonitor.poll`,
+which the main loop calls (through the health reporter's tick), so the tests never
+run on the inspection thread. An alarm is raised after ``raise_after`` drifting
+windows in a row and cleared after ``clear_after`` clean ones: one event each way on
+``.../drift`` (QoS 1, through the outbox), and ``on_drift(active)`` switches the
+sampler's drift policy.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from agent.capture.base import Frame
+from agent.config.schema import AgentConfig, DriftConfig
+from agent.drift.reference import Reference, parse_reference
+from agent.drift.window import Verdict, Window, WindowRecorder, evaluate
+from agent.errors import ModelError
+from agent.ids import new_id
+from agent.model.loaded import LoadedModel
+from agent.model.result import InferenceResult
+from agent.publish import Priority, Sink, Topics
+
+log = structlog.get_logger(__name__)
+
+_PENDING_MAX = 8  # full windows waiting for poll(); older ones are dropped (and counted) beyond that
+
+
+class DriftMonitor:
+    """A FrameObserver for the pipeline; see the module docstring."""
+
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        *,
+        model: Callable[[], LoadedModel],
+        sink: Sink,
+        topics: Topics,
+        on_drift: Callable[[bool], None] | None = None,
+    ) -> None:
+        self._cfg: DriftConfig = cfg.drift
+        self._agent = cfg
+        self._model = model  # the slot's current model: its reference replaces ours after a swap
+        self._sink = sink
+        self._topic = topics.drift
+        self._on_drift = on_drift
+        # Full windows for poll(); None marks a model swap (the hysteresis starts over).
+        self._pending: deque[tuple[Window, Reference, dict[str, Any]] | None] = deque(maxlen=_PENDING_MAX)
+        self._summary: dict[str, Any] | None = None
+        self._ref: Reference | None = None
+        self._index: dict[str, int] = {}
+        self._other = 0
+        self._recorder: WindowRecorder | None = None
+        self.active = False
+        self.windows = 0
+        self.drifting_windows = 0
+        self.last: Verdict | None = None
+        self._streak = 0  # consecutive windows disagreeing with the current state
+        self._use(model())
+
+    # -- the publish thread -------------------------------------------------------------
+    def observe(self, frame: Frame, result: InferenceResult, payload: dict[str, Any]) -> None:
+        if payload["model"] is not self._summary:
+            self._use(self._model())
+            if payload["model"] is not self._summary:
+                return  # a frame of the previous model, published just after a swap
+        recorder = self._recorder
+        if recorder is None:
+            return
+        scores = result.scores
+        if scores:
+            label = max(scores, key=scores.__getitem__)
+            confidence = scores[label]
+        else:
+            label, confidence = result.label, result.score
+        window = recorder.add(confidence, self._index.get(label, self._other), frame.image, frame.ts_ms)
+        if window is not None:
+            assert self._ref is not None and self._summary is not None
+            self._pending.append((window, self._ref, self._summary))
+
+    def _use(self, model: LoadedModel) -> None:
+        """Take a (new) model's reference; restart the window. Runs once per model."""
+        if self._summary is not None:
+            self._pending.append(None)
+        self._summary = model.summary
+        self._ref = self._recorder = None
+        manifest = model.package.manifest
+        if not self._cfg.enabled:
+            return
+        if manifest.reference is None:
+            log.info("drift_off", reason="model has no reference block", model=model.name)
+            return
+        try:
+            ref = parse_reference(manifest.reference, model.package.labels, self._cfg.class_mix or None)
+        except ModelError as exc:
+            log.warning("drift_off", reason=str(exc), model=model.name)
+            return
+        self._ref = ref
+        self._index = {k: i for i, k in enumerate(ref.labels)}
+        self._other = len(ref.labels)
+        spec = manifest.input
+        self._recorder = WindowRecorder(self._cfg.window, self._cfg.image_every, (spec.width, spec.height))
+
+    @property
+    def enabled(self) -> bool:
+        return self._ref is not None
+
+    # -- the main loop --------------------------------------------------------------------
+    def poll(self) -> list[Verdict]:
+        """Test every full window waiting; raise or clear the alarm. Returns the verdicts."""
+        verdicts = []
+        while self._pending:
+            item = self._pending.popleft()
+            if item is None:
+                self._model_swapped()
+                continue
+            window, ref, summary = item
+            verdict = evaluate(window, ref, self._cfg)
+            verdicts.append(verdict)
+            self._account(verdict, summary)
+        return verdicts
+
+    def _model_swapped(self) -> None:
+        """A new model starts a new history; without a reference an active alarm is cleared now."""
+        self._streak = 0
+        if self.active and not self.enabled and self.last is not None and self._summary is not None:
+            self.active = False
+            self._announce(self.last, self._summary)
+
+    def _account(self, verdict: Verdict, summary: dict[str, Any]) -> None:
+        self.windows += 1
+        self.drifting_windows += verdict.drifting
+        self.last = verdict
+        if verdict.drifting != self.active:
+            self._streak += 1
+        else:
+            self._streak = 0
+        needed = self._cfg.clear_after if self.active else self._cfg.raise_after
+        if self._streak >= needed:
+            self._streak = 0
+            self.active = not self.active
+            self._announce(verdict, summary)
+
+    def _announce(self, verdict: Verdict, summary: dict[str, Any]) -> None:
+        state = "raised" if self.active else "cleared"
+        log.warning("drift_" + state, reasons=list(verdict.reasons), window=verdict.window.index)
+        self._sink.publish(
+            self._topic,
+            json.dumps(self._payload(state, verdict, summary), separators=(",", ":")).encode(),
+            qos=self._agent.mqtt.qos,
+            priority=Priority.EVENT,
+        )
+        if self._on_drift is not None:
+            self._on_drift(self.active)
+
+    def _payload(self, state: str, verdict: Verdict, summary: dict[str, Any]) -> dict[str, Any]:
+        device, c = self._agent.device, self._cfg
+        reasons = ", ".join(verdict.reasons) or "none"
+        return {
+            "id": new_id(),
+            "ts": int(time.time() * 1000),
+            "device": device.id,
+            "site": device.site,
+            "line": device.line,
+            "state": state,
+            "active": self.active,
+            "message": f"data drift {state} (drifting: {reasons})",
+            "reasons": list(verdict.reasons),
+            "model": {k: summary[k] for k in ("name", "version", "sha256")},
+            "window": verdict.window_dict(),
+            "statistics": verdict.as_dict(),
+            "thresholds": {
+                "ks_p_value": c.ks_p_value,
+                "ks_min_statistic": c.ks_min_statistic,
+                "psi": c.psi_threshold,
+                "z": c.z_threshold,
+                "raise_after": c.raise_after,
+                "clear_after": c.clear_after,
+            },
+        }
+
+    def state(self) -> dict[str, Any]:
+        """The ``drift`` object of the health report."""
+        out: dict[str, Any] = {
+            "enabled": self.enabled,
+            "active": self.active,
+            "windows": self.windows,
+            "drifting_windows": self.drifting_windows,
+            "window_size": self._cfg.window,
+        }
+        if self.last is not None:
+            out["last"] = {
+                "reasons": list(self.last.reasons),
+                "window": self.last.window_dict(),
+                "statistics": self.last.as_dict(),
+            }
+        return out

@@ -1,0 +1,156 @@
+"""Per-frame accumulation into preallocated arrays, and the per-window verdict.
+
+The recorder runs on the publish thread for every frame: a few stores into numpy
+arrays, plus the image statistics on every Nth frame (a gray conversion and an
+INTER_AREA resize to the model input, ~1.5 ms on a 640x480 frame, hence not on
+every frame). A full window is copied out (once per window) for the evaluator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from agent.config.schema import DriftConfig
+from agent.drift.reference import LOG_STATS, OTHER, Reference
+from agent.drift.statistics import ks_2samp, psi
+from agent.drift.stats import STAT_NAMES, image_stats
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One full window: top-1 confidences, label indices, image stats of the sampled frames."""
+
+    index: int
+    confidence: np.ndarray
+    labels: np.ndarray
+    image: np.ndarray  # (k, 3), k = frames sampled for image statistics
+    first_ts: int
+    last_ts: int
+
+
+class WindowRecorder:
+    """Fills one window of ``size`` frames; not thread-safe (the publish thread owns it)."""
+
+    def __init__(self, size: int, image_every: int, input_size: tuple[int, int]) -> None:
+        self.size = size
+        self._every = image_every
+        self._input = input_size  # (width, height) of the model input
+        self._conf = np.zeros(size, np.float64)
+        self._labels = np.zeros(size, np.int64)
+        self._image = np.zeros((size // image_every + 1, len(STAT_NAMES)), np.float64)
+        self._i = self._k = 0
+        self._first_ts = 0
+        self.windows = 0
+
+    def reset(self) -> None:
+        self._i = self._k = 0
+
+    def add(self, confidence: float, label: int, image: np.ndarray, ts: int) -> Window | None:
+        """Record one frame; return the window it completed, if any."""
+        i = self._i
+        if i == 0:
+            self._first_ts = ts
+        self._conf[i] = confidence
+        self._labels[i] = label
+        if i % self._every == 0:
+            gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+            self._image[self._k] = image_stats(cv2.resize(gray, self._input, interpolation=cv2.INTER_AREA))
+            self._k += 1
+        self._i = i + 1
+        if self._i < self.size:
+            return None
+        window = Window(
+            self.windows,
+            self._conf.copy(),
+            self._labels.copy(),
+            self._image[: self._k].copy(),
+            self._first_ts,
+            ts,
+        )
+        self.windows += 1
+        self._i = self._k = 0
+        return window
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The statistics of one window and which of them drifted."""
+
+    window: Window
+    ks_statistic: float
+    ks_p_value: float
+    psi: float
+    mix: dict[str, float]
+    image_mean: dict[str, float]
+    image_z: dict[str, float]
+    reasons: tuple[str, ...]
+
+    @property
+    def drifting(self) -> bool:
+        return bool(self.reasons)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``statistics`` object of drift events and health (see drift.schema.json)."""
+        return {
+            "confidence_ks": {"statistic": round(self.ks_statistic, 4), "p_value": _sig(self.ks_p_value)},
+            "class_psi": round(self.psi, 4),
+            "class_mix": {k: round(v, 4) for k, v in self.mix.items()},
+            "image": {
+                k: {"mean": round(self.image_mean[k], 3), "z": round(self.image_z[k], 3)} for k in STAT_NAMES
+            },
+        }
+
+    def window_dict(self) -> dict[str, Any]:
+        w = self.window
+        return {
+            "index": w.index,
+            "frames": len(w.confidence),
+            "image_frames": len(w.image),
+            "first_ts": w.first_ts,
+            "last_ts": w.last_ts,
+        }
+
+
+def evaluate(window: Window, ref: Reference, cfg: DriftConfig) -> Verdict:
+    """KS on confidence, PSI on the predicted class mix, z of each image-stat mean."""
+    d, p = ks_2samp(window.confidence, ref.confidence)
+    counts = np.bincount(window.labels, minlength=len(ref.mix)).astype(np.float64)
+    index = psi(counts, ref.mix)
+    means, z = _image_shift(window.image, ref)
+    reasons: list[str] = []
+    if p < cfg.ks_p_value and d > cfg.ks_min_statistic:
+        reasons.append("confidence")
+    if index > cfg.psi_threshold:
+        reasons.append("class_mix")
+    reasons += [name for name, value in zip(STAT_NAMES, z, strict=True) if abs(value) > cfg.z_threshold]
+    shares = counts / max(1.0, counts.sum())
+    return Verdict(
+        window,
+        d,
+        p,
+        index,
+        {k: float(shares[i]) for i, k in enumerate((*ref.labels, OTHER)) if counts[i]},
+        dict(zip(STAT_NAMES, map(float, means), strict=True)),
+        dict(zip(STAT_NAMES, map(float, z), strict=True)),
+        tuple(reasons),
+    )
+
+
+def _image_shift(image: np.ndarray, ref: Reference) -> tuple[np.ndarray, np.ndarray]:
+    """Window means (as written) and their z against the reference, in the test space."""
+    if not len(image):
+        return ref.image_mean, np.zeros(len(STAT_NAMES))
+    values = image.copy()
+    for i in LOG_STATS:
+        values[:, i] = np.log(np.maximum(values[:, i], 1e-6))
+    mu, sd = ref.test_space
+    return image.mean(axis=0), (values.mean(axis=0) - mu) / sd
+
+
+def _sig(value: float) -> float:
+    """Small p-values keep their significant digits."""
+    return float(f"{value:.4g}")
