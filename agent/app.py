@@ -16,14 +16,17 @@ from agent.capture import ResilientSource, open_source
 from agent.capture.base import FrameSource
 from agent.commands_remote import register_commands
 from agent.config import AgentConfig, read_password
+from agent.drift.monitor import DriftMonitor
 from agent.errors import AgentError
+from agent.health.report import HealthReporter
 from agent.log import bind
 from agent.model.loaded import LoadedModel, load_model
 from agent.pipeline.payloads import encode, event_payload
-from agent.pipeline.runner import Pipeline
+from agent.pipeline.runner import FrameObserver, Pipeline
 from agent.pipeline.supervisor import Supervisor
 from agent.pipeline.swap import ModelSlot
 from agent.publish import CommandRouter, Priority, Publisher, Topics
+from agent.sampling import build_sampler, register_sampling_commands
 from agent.sdnotify import Notifier
 
 log = structlog.get_logger(__name__)
@@ -42,6 +45,7 @@ class Agent:
         self._stop = threading.Event()
         self._stop_reason = "stopped"
         self.topics = Topics.from_config(cfg)
+        self.model_cfg = cfg.model_settings()
         model = self.load(cfg.model.path)
         bind(device=cfg.device.id, model=model.name, model_version=model.version)
         self.publisher = Publisher(
@@ -64,6 +68,15 @@ class Agent:
         )
         if cfg.model.fallback is not None:
             self.slot.set_fallback(self.load(cfg.model.fallback))
+        self.sampler = build_sampler(cfg, self.publisher, self.topics)
+        self.drift = DriftMonitor(
+            cfg,
+            model=lambda: self.slot.model,
+            sink=self.publisher,
+            topics=self.topics,
+            on_drift=self.sampler.set_drift if self.sampler is not None else None,
+        )
+        observers: list[FrameObserver] = [self.drift] if self.sampler is None else [self.sampler, self.drift]
         self.pipeline = Pipeline(
             cfg,
             source_factory=self._source,
@@ -71,20 +84,34 @@ class Agent:
             topics=self.topics,
             sink=self.publisher,
             emit=self.emit,
+            observers=observers,
         )
         self.supervisor = Supervisor(
             self.pipeline,
             notifier=Notifier.from_env(),
             emit=self.emit,
-            reload_model=lambda path: load_model(path, cfg.model, warmup=False),
+            reload_model=lambda path: load_model(path, self.model_cfg, warmup=False),
             camera_state=lambda: self.camera_state,
+        )
+        self.health = HealthReporter(
+            cfg,
+            pipeline=self.pipeline,
+            supervisor=self.supervisor,
+            sink=self.publisher,
+            topics=self.topics,
+            publisher_stats=self.publisher.stats,
+            status=self.status,
+            sampler_stats=self.sampler.stats if self.sampler is not None else None,
+            drift=self.drift,
         )
         self.router = CommandRouter()
         register_commands(self.router, self)
+        if self.sampler is not None:
+            register_sampling_commands(self.router, self.sampler)
 
     # -- parts ------------------------------------------------------------------------
     def load(self, path: str) -> LoadedModel:
-        return load_model(str(self.cfg.resolve(path)), self.cfg.model)
+        return load_model(str(self.cfg.resolve(path)), self.model_cfg)
 
     def _source(self) -> FrameSource:
         cam = self.cfg.camera
@@ -131,6 +158,7 @@ class Agent:
     def run(self) -> int:
         """Run until a finite source ends (exit 0 once every message is delivered) or a signal stops us."""
         self._install_signals()
+        self.health.start()  # the Prometheus endpoint, when configured: a busy port stops us here
         self.publisher.start()
         self.publisher.on_command(self.router)
         _wait_for(lambda: self.publisher.connected, FIRST_CONNECT_S)
@@ -144,6 +172,7 @@ class Agent:
         log.info("agent_started", source=self.pipeline.source.description if self.pipeline.source else None)
         while not self._stop.is_set() and not self.pipeline.done.is_set():
             self.supervisor.tick()
+            self.health.tick()
             self._stop.wait(TICK_S)
         return self._finish()
 
@@ -151,12 +180,15 @@ class Agent:
         self.supervisor.notifier.stopping()
         failure = self.pipeline.failure
         finished = self.pipeline.done.is_set() and failure is None
+        if self.sampler is not None:
+            self.sampler.close(timeout=5.0)  # its queued samples go to the outbox before we drain it
         if finished:
             log.info("source_finished_draining_outbox", **self.publisher.stats())
             while not self.publisher.drain(5.0) and not self._stop.is_set():
                 log.warning("waiting_for_broker_to_take_outbox", **self.publisher.stats())
         self.pipeline.stop()
         reason = str(failure) if failure else ("finished" if finished else self._stop_reason)
+        self.health.stop(reason)
         self.publisher.stop(reason)
         log.info("agent_stopped", reason=reason, **self.pipeline.counters.snapshot())
         if failure is not None:

@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 
 from agent.errors import ModelError
+from agent.model.package import file_sha256
 
 MANIFEST = "manifest.yaml"
 CURRENT = "current"
@@ -186,14 +187,6 @@ def verify_checksums(pkg: Path) -> None:
         actual = file_sha256(path)
         if actual != str(expected).lower():
             raise ModelError(f"{pkg}: sha256 mismatch for {rel} (manifest {expected}, file {actual})")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def tree_digest(root: Path) -> str:

@@ -7,7 +7,6 @@ Exit 0 when everything is usable, 1 when something is not (each problem on its o
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -49,7 +48,7 @@ def check(args: argparse.Namespace) -> int:
 def _model(cfg: AgentConfig) -> str:
     from agent.model.loaded import load_model
 
-    model = load_model(str(cfg.resolve(cfg.model.path)), cfg.model, warmup=True)
+    model = load_model(str(cfg.resolve(cfg.model.path)), cfg.model_settings(), warmup=True)
     try:
         d = model.describe()
         return f"{d['name']} {d['version']} ({d['runtime']}, {d['task']}, sha256 {d['sha256'][:12]}…)"
@@ -62,7 +61,7 @@ def _fallback(cfg: AgentConfig) -> str:
         return "none configured"
     from agent.model.loaded import load_model
 
-    model = load_model(str(cfg.resolve(cfg.model.fallback)), cfg.model, warmup=False)
+    model = load_model(str(cfg.resolve(cfg.model.fallback)), cfg.model_settings(), warmup=False)
     model.close()
     return f"{model.name} {model.version}"
 
@@ -88,12 +87,12 @@ def _credentials(cfg: AgentConfig) -> str:
 
 
 def _broker(cfg: AgentConfig, timeout: float) -> str:
-    """TCP (and TLS) reachability; the MQTT handshake itself is proven by the running agent."""
-    mqtt = cfg.mqtt
-    with socket.create_connection((mqtt.host, mqtt.port), timeout=timeout) as sock:
-        if mqtt.tls is None:
-            return f"{mqtt.host}:{mqtt.port} reachable"
-        from agent.publish.tls import tls_context
+    """A real MQTT connect with the configured credentials and TLS: a wrong password fails here."""
+    from agent.publish.mqtt import probe
 
-        with tls_context(mqtt.tls).wrap_socket(sock, server_hostname=mqtt.host) as tls:
-            return f"{mqtt.host}:{mqtt.port} reachable over {tls.version()}"
+    return probe(
+        cfg.mqtt,
+        cfg.mqtt.client_id or cfg.topic_root.replace("/", "-"),
+        read_password(cfg.mqtt, cfg.base_dir),
+        timeout,
+    )

@@ -70,19 +70,7 @@ class Publisher:
 
     def _make_client(self, client_id: str, password: Secret | None) -> paho.Client:
         cfg = self._cfg
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=paho.MQTTv5 if self._v5 else paho.MQTTv311,
-            clean_session=None if self._v5 else True,
-        )
-        if cfg.username is not None or password is not None:
-            client.username_pw_set(cfg.username, password.reveal() if password is not None else None)
-        if cfg.tls is not None:
-            client.tls_set_context(tls_context(cfg.tls))
-            # The context checks the hostname itself; paho's own check would use
-            # ssl.match_hostname (gone in Python 3.12) when that is turned off.
-            client.tls_insecure_set(cfg.tls.insecure_skip_verify)
+        client = new_client(cfg, client_id, password)
         will = {"state": "offline", "reason": "connection lost", "device": self.topics.device}
         client.will_set(self.topics.status, json.dumps(will), qos=1, retain=True)
         client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)  # type: ignore[arg-type]
@@ -297,6 +285,54 @@ class Publisher:
         target = reply_topic(message.topic, response_topic)
         request = CommandRequest(name, bytes(message.payload), target, correlation)
         self._router.submit(request, self._reply)
+
+
+def new_client(cfg: MqttConfig, client_id: str, password: Secret | None) -> paho.Client:
+    """A paho client with the configured protocol, credentials and TLS (no callbacks, not connected)."""
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=paho.MQTTv5 if cfg.protocol == "5" else paho.MQTTv311,
+        clean_session=None if cfg.protocol == "5" else True,
+    )
+    if cfg.username is not None or password is not None:
+        client.username_pw_set(cfg.username, password.reveal() if password is not None else None)
+    if cfg.tls is not None:
+        client.tls_set_context(tls_context(cfg.tls))
+        # The context checks the hostname itself; paho's own check would use
+        # ssl.match_hostname (gone in Python 3.12) when that is turned off.
+        client.tls_insecure_set(cfg.tls.insecure_skip_verify)
+    return client
+
+
+def probe(cfg: MqttConfig, client_id: str, password: Secret | None, timeout: float) -> str:
+    """Connect once (TCP, TLS, MQTT CONNECT) and disconnect; raise PublishError with the broker's reason."""
+    client = new_client(cfg, f"{client_id}-check", password)
+    outcome: dict[str, str] = {}
+    done = threading.Event()
+
+    def on_connect(_c: paho.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
+        outcome["rc"] = "" if not rc.is_failure else f"broker refused the connection: {rc} (code {rc.value})"
+        done.set()
+
+    client.on_connect = on_connect
+    client.connect_timeout = timeout
+    try:
+        client.connect(cfg.host, cfg.port, keepalive=max(5, cfg.keepalive_s))
+    except (OSError, ssl.SSLError) as exc:
+        raise PublishError(f"cannot connect to {cfg.host}:{cfg.port}: {_describe(exc)}") from exc
+    client.loop_start()
+    try:
+        if not done.wait(timeout):
+            raise PublishError(
+                f"{cfg.host}:{cfg.port} accepted TCP but sent no CONNACK within {timeout:.0f} s"
+            )
+        if outcome["rc"]:
+            raise PublishError(outcome["rc"])
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return f"{cfg.host}:{cfg.port} accepted MQTT {cfg.protocol}" + (" over TLS" if cfg.tls else "")
 
 
 def _new_properties(packet_type: int) -> Properties:
