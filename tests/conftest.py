@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.support.paths",
+    "tests.support.agentproc",
     "tests.support.mosquitto",
     "tests.support.rtsp",
     "tests.support.sshd",

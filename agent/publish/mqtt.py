@@ -289,6 +289,9 @@ class Publisher:
 
 def new_client(cfg: MqttConfig, client_id: str, password: Secret | None) -> paho.Client:
     """A paho client with the configured protocol, credentials and TLS (no callbacks, not connected)."""
+    # The TLS context first: it may refuse the config, and a paho client made before that would leak
+    # the socket pair it opens in its constructor.
+    context = tls_context(cfg.tls) if cfg.tls is not None else None
     client = paho.Client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
@@ -297,8 +300,8 @@ def new_client(cfg: MqttConfig, client_id: str, password: Secret | None) -> paho
     )
     if cfg.username is not None or password is not None:
         client.username_pw_set(cfg.username, password.reveal() if password is not None else None)
-    if cfg.tls is not None:
-        client.tls_set_context(tls_context(cfg.tls))
+    if cfg.tls is not None and context is not None:
+        client.tls_set_context(context)
         # The context checks the hostname itself; paho's own check would use
         # ssl.match_hostname (gone in Python 3.12) when that is turned off.
         client.tls_insecure_set(cfg.tls.insecure_skip_verify)

@@ -51,8 +51,8 @@ def test_every_frame_result_arrives_and_validates(
         cfg = write_config(
             tmp_path, port=mosquitto.port, prefix=unique_prefix, source=f"video:{clip}", runtime=runtime
         )
-        agent = AgentProcess(cfg)
-        assert agent.wait(120) == 0, agent.output
+        with AgentProcess(cfg) as agent:
+            assert agent.wait(120) == 0, agent.output
         results = payloads(sub, "result")
         defects = payloads(sub, "defect")
         sub.wait_for(len(results) + 1, timeout=2)  # the final offline status
@@ -84,8 +84,8 @@ def test_golden_images_keep_their_labels(
             source=f"dir:{DEMO_MODEL / 'golden'}",
             runtime=runtime,
         )
-        agent = AgentProcess(cfg)
-        assert agent.wait(60) == 0, agent.output
+        with AgentProcess(cfg) as agent:
+            assert agent.wait(60) == 0, agent.output
         sub.wait_for(len(expected), timeout=5)
         got = {r["ref"]: r for r in payloads(sub, "result")}
     assert set(got) == set(expected)

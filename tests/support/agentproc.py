@@ -7,11 +7,24 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.support.paths import DEMO_MODEL, REPO
+
+
+_STARTED: list[AgentProcess] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_agent_outlives_its_test() -> Iterator[None]:
+    """Every agent a test started is killed and its log closed, even when the test failed early."""
+    yield
+    while _STARTED:
+        _STARTED.pop().kill()
 
 
 def agent_command() -> list[str]:
@@ -72,12 +85,14 @@ class AgentProcess:
             env=full_env,
             cwd=config.parent,
         )
+        _STARTED.append(self)
 
     def wait(self, timeout: float) -> int:
         try:
             return self.proc.wait(timeout)
         finally:
-            self._log.flush()
+            if not self._log.closed:
+                self._log.flush()
 
     def signal(self, sig: int) -> None:
         self.proc.send_signal(sig)
@@ -97,10 +112,19 @@ class AgentProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
+        self._log.close()
+
+    def __enter__(self) -> AgentProcess:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        """Whatever the test did: the process is gone and its log closed."""
+        self.kill()
 
     @property
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
 
