@@ -6,15 +6,14 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from tests.support.paths import DEMO_MODEL, REPO
-
 
 _STARTED: list[AgentProcess] = []
 
