@@ -200,8 +200,20 @@ def _decoded(cfg: AgentConfig, n: int = 32) -> list[np.ndarray]:
     return images
 
 
-def overload_pipeline(cfg: AgentConfig, frames: int, fps: float) -> dict[str, Any]:
+def inspection_capacity(cfg: AgentConfig, images: list[np.ndarray], runs: int = 100) -> float:
+    """Frames per second the naive loop inspects once frames are decoded (the model-side limit)."""
+    model = _model(cfg)
+    sink, topic = NullSink(), Topics.from_config(cfg).result
+    start = time.perf_counter()
+    for i in range(runs):
+        frame = Frame(images[i % len(images)], i, int(time.time() * 1000), time.monotonic())
+        _naive_step(cfg, model, frame, sink, topic)
+    return runs / (time.perf_counter() - start)
+
+
+def overload_pipeline(cfg: AgentConfig, frames: int, factor: float) -> dict[str, Any]:
     images = _decoded(cfg)
+    fps = factor * inspection_capacity(cfg, images)
     live = dataclasses.replace(cfg, camera=dataclasses.replace(cfg.camera, live=True, realtime=True))
     object.__setattr__(live, "base_dir", cfg.base_dir)
     p, elapsed = _pipeline(live, lambda: MemoryCamera(images, fps), frames)
@@ -215,9 +227,10 @@ def overload_pipeline(cfg: AgentConfig, frames: int, fps: float) -> dict[str, An
     }
 
 
-def overload_naive(cfg: AgentConfig, frames: int, fps: float) -> dict[str, Any]:
+def overload_naive(cfg: AgentConfig, frames: int, factor: float) -> dict[str, Any]:
     """The naive loop behind a camera that buffers every frame (as a plain queue does): ages grow."""
     images = _decoded(cfg)
+    fps = factor * inspection_capacity(cfg, images)
     model = _model(cfg)
     camera = MemoryCamera(images, fps)
     buffered: queue.Queue[Frame] = queue.Queue()
