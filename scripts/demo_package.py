@@ -109,8 +109,8 @@ def write_golden(out: Path, test: Dataset, runners: dict[str, Runner], max_tries
     return expected
 
 
-def reference_block(val: Dataset, tflite: Runner) -> dict[str, Any]:
-    """What the validation split looks like to the int8 TFLite model, for drift detection on the device."""
+def reference_block(val: Dataset, tflite: Runner, split: str) -> dict[str, Any]:
+    """What held-out data looks like to the int8 TFLite model, for drift detection on the device."""
     probs = tflite(val.images)
     top1 = probs.max(axis=1)
     quantiles = np.quantile(
@@ -119,7 +119,7 @@ def reference_block(val: Dataset, tflite: Runner) -> dict[str, Any]:
     pred = probs.argmax(axis=1)
     stats = np.array([image_stats(g) for g in val.images])
     return {
-        "split": "validation",
+        "split": split,
         "samples": len(val),
         "top1_confidence": sorted(round(float(q), 4) for q in quantiles),
         "class_mix": {label: round(float((pred == c).mean()), 4) for c, label in enumerate(LABELS)},

@@ -18,6 +18,9 @@ class Frame:
     mono: float  # time.monotonic() at capture, for ages and latencies
     ref: str | None = None  # where it came from (a file name for dir: sources), if meaningful
     capture_ms: float = 0.0  # time spent inside the source producing it
+    # The frame as the model saw it (its input size and colour, uint8), set by the pipeline after
+    # preprocessing so observers (drift statistics) need not resize the full frame again.
+    view: np.ndarray | None = None
 
 
 class FrameSource(Protocol):

@@ -99,13 +99,6 @@ def bench(args: argparse.Namespace) -> int:
         "capacity on decoded frames), "
         f"frame age at publish (budget {budget or 'from manifest'} ms):\n"
     )
-    if "soak" in results:
-        s = results["soak"]
-        w(
-            f"soak: {s['frames']} frames at {s['fps']:.1f} fps; "
-            f"RSS {s['rss_after_warmup_mb']:.1f} MB after warm-up, "
-            f"{s['rss_end_mb']:.1f} MB at the end ({s['rss_growth_mb']:+.2f} MB)\n"
-        )
     op, on = results["overload-pipeline"], results["overload-naive"]
     w(
         f"  pipeline: p50 {op['age_ms'].get('p50', 0):.1f} ms, p99 {op['age_ms'].get('p99', 0):.1f} ms "
@@ -116,4 +109,11 @@ def bench(args: argparse.Namespace) -> int:
         f"{on['age_first_tenth_ms']['p50']:.1f} ms, "
         f"last tenth p50 {on['age_last_tenth_ms']['p50']:.1f} ms (grows)\n"
     )
+    if "soak" in results:
+        s = results["soak"]
+        w(
+            f"soak: {s['frames']} frames at {s['fps']:.1f} fps; "
+            f"RSS {s['rss_after_warmup_mb']:.1f} MB after warm-up, "
+            f"{s['rss_end_mb']:.1f} MB at the end ({s['rss_growth_mb']:+.2f} MB)\n"
+        )
     return 0

@@ -366,14 +366,16 @@ class DriftConfig:
     # Needs the model manifest's `reference` block; without one drift is off (logged once).
     enabled: bool = True
     window: int = 250  # frames per test window (~8 s at 30 fps)
-    # Image statistics (gray, resized to the model input) on every Nth frame only: the INTER_AREA
-    # resize of a 640x480 frame costs ~1.5-2.5 ms on a Pi-class core: every 50th keeps drift near 2 %
-    # of a frame's cost and still gives 5 samples per window (a darkened or blurred scene is > 2 sigma).
-    image_every: int = 50
+    # Image statistics on every Nth frame, from the model's own view of it (gray at its input size,
+    # ~20 us): every 10th gives 25 samples per window.
+    image_every: int = 10
     ks_p_value: float = 0.01  # top-1 confidence drifts when the KS p-value is below this...
     ks_min_statistic: float = 0.2  # ...and the KS distance is above this (effect size, not just n)
     psi_threshold: float = 0.25  # predicted class mix drifts above this PSI (0.25: a major shift)
-    z_threshold: float = 1.5  # an image statistic drifts when |window mean - ref mean| / ref std > this
+    # An image statistic drifts when its window mean is > z_threshold standard errors from the reference
+    # mean and the shift is > effect_min reference standard deviations (significant and large).
+    z_threshold: float = 4.0
+    effect_min: float = 0.5
     raise_after: int = 2  # consecutive drifting windows to raise the alarm
     clear_after: int = 3  # consecutive clean windows to clear it
     # The class mix expected on this line (labels -> shares); empty: the reference's (validation) mix.

@@ -81,7 +81,9 @@ class DriftMonitor:
             confidence = scores[label]
         else:
             label, confidence = result.label, result.score
-        window = recorder.add(confidence, self._index.get(label, self._other), frame.image, frame.ts_ms)
+        window = recorder.add(
+            confidence, self._index.get(label, self._other), frame.image, frame.ts_ms, frame.view
+        )
         if window is not None:
             assert self._ref is not None and self._summary is not None
             self._pending.append((window, self._ref, self._summary))
@@ -107,7 +109,10 @@ class DriftMonitor:
         self._index = {k: i for i, k in enumerate(ref.labels)}
         self._other = len(ref.labels)
         spec = manifest.input
-        self._recorder = WindowRecorder(self._cfg.window, self._cfg.image_every, (spec.width, spec.height))
+        view_color = spec.color if spec.resize == "stretch" else None
+        self._recorder = WindowRecorder(
+            self._cfg.window, self._cfg.image_every, (spec.width, spec.height), view_color
+        )
 
     @property
     def enabled(self) -> bool:

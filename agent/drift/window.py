@@ -32,13 +32,24 @@ class Window:
     last_ts: int
 
 
+REFERENCE_DECIMALS = 4
+
+
 class WindowRecorder:
     """Fills one window of ``size`` frames; not thread-safe (the publish thread owns it)."""
 
-    def __init__(self, size: int, image_every: int, input_size: tuple[int, int]) -> None:
+    def __init__(
+        self, size: int, image_every: int, input_size: tuple[int, int], view_color: str | None = None
+    ) -> None:
         self.size = size
         self._every = image_every
         self._input = input_size  # (width, height) of the model input
+        # The colour of the model's view of a frame when that view is usable for the statistics
+        # (a stretched resize, as the reference was computed); None: always use the full frame.
+        self._view_gray = {"GRAY": None, "RGB": cv2.COLOR_RGB2GRAY, "BGR": cv2.COLOR_BGR2GRAY}.get(
+            view_color or ""
+        )
+        self._use_view = view_color is not None
         self._conf = np.zeros(size, np.float64)
         self._labels = np.zeros(size, np.int64)
         self._image = np.zeros((size // image_every + 1, len(STAT_NAMES)), np.float64)
@@ -46,10 +57,21 @@ class WindowRecorder:
         self._first_ts = 0
         self.windows = 0
 
+    def _small_gray(self, image: np.ndarray, view: np.ndarray | None) -> np.ndarray:
+        """Gray at the model's input size: from the model's own view when usable (cheap), else resized."""
+        if self._use_view and view is not None:
+            if view.ndim == 2 or view.shape[2] == 1:
+                return view.reshape(view.shape[0], view.shape[1])
+            return cv2.cvtColor(view, self._view_gray) if self._view_gray is not None else view
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+        return cv2.resize(gray, self._input, interpolation=cv2.INTER_AREA)
+
     def reset(self) -> None:
         self._i = self._k = 0
 
-    def add(self, confidence: float, label: int, image: np.ndarray, ts: int) -> Window | None:
+    def add(
+        self, confidence: float, label: int, image: np.ndarray, ts: int, view: np.ndarray | None = None
+    ) -> Window | None:
         """Record one frame; return the window it completed, if any."""
         i = self._i
         if i == 0:
@@ -57,8 +79,7 @@ class WindowRecorder:
         self._conf[i] = confidence
         self._labels[i] = label
         if i % self._every == 0:
-            gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
-            self._image[self._k] = image_stats(cv2.resize(gray, self._input, interpolation=cv2.INTER_AREA))
+            self._image[self._k] = image_stats(self._small_gray(image, view))
             self._k += 1
         self._i = i + 1
         if self._i < self.size:
@@ -117,7 +138,9 @@ class Verdict:
 
 def evaluate(window: Window, ref: Reference, cfg: DriftConfig) -> Verdict:
     """KS on confidence, PSI on the predicted class mix, z of each image-stat mean."""
-    d, p = ks_2samp(window.confidence, ref.confidence)
+    # The reference is stored at 4 decimals; round the window the same way so that quantized outputs
+    # (multiples of 1/256 for an int8 softmax) tie with their reference values instead of straddling them.
+    d, p = ks_2samp(np.round(window.confidence, REFERENCE_DECIMALS), ref.confidence)
     counts = np.bincount(window.labels, minlength=len(ref.mix)).astype(np.float64)
     index = psi(counts, ref.mix)
     means, z = _image_shift(window.image, ref)
@@ -126,7 +149,15 @@ def evaluate(window: Window, ref: Reference, cfg: DriftConfig) -> Verdict:
         reasons.append("confidence")
     if index > cfg.psi_threshold:
         reasons.append("class_mix")
-    reasons += [name for name, value in zip(STAT_NAMES, z, strict=True) if abs(value) > cfg.z_threshold]
+    # A statistic drifts when its window mean is both significant (z in standard errors of the mean)
+    # and large (effect in reference standard deviations): many frames make tiny shifts significant.
+    n = max(1, len(window.image))
+    effect = z / np.sqrt(n)
+    reasons += [
+        name
+        for name, zi, ei in zip(STAT_NAMES, z, effect, strict=True)
+        if abs(zi) > cfg.z_threshold and abs(ei) > cfg.effect_min
+    ]
     shares = counts / max(1.0, counts.sum())
     return Verdict(
         window,
@@ -141,14 +172,14 @@ def evaluate(window: Window, ref: Reference, cfg: DriftConfig) -> Verdict:
 
 
 def _image_shift(image: np.ndarray, ref: Reference) -> tuple[np.ndarray, np.ndarray]:
-    """Window means (as written) and their z against the reference, in the test space."""
+    """Window means (as written) and their z (in standard errors) against the reference, in the test space."""
     if not len(image):
         return ref.image_mean, np.zeros(len(STAT_NAMES))
     values = image.copy()
     for i in LOG_STATS:
         values[:, i] = np.log(np.maximum(values[:, i], 1e-6))
     mu, sd = ref.test_space
-    return image.mean(axis=0), (values.mean(axis=0) - mu) / sd
+    return image.mean(axis=0), (values.mean(axis=0) - mu) / (sd / np.sqrt(len(values)))
 
 
 def _sig(value: float) -> float:

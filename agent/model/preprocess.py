@@ -49,6 +49,7 @@ class Preprocessor:
         self._convert = _COLOR[spec.color]
         self._resize = _RESIZERS[spec.resize]
         self._finish = _normaliser(spec, tensor)
+        self.view: np.ndarray | None = None
 
     @staticmethod
     def _shape(spec: InputSpec, tensor: TensorSpec) -> tuple[int, ...]:
@@ -70,6 +71,7 @@ class Preprocessor:
     def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, Transform]:
         image = frame if self._convert is None else cv2.cvtColor(frame, self._convert)
         resized, transform = self._resize(image, self.spec)
+        self.view = resized  # the last frame at input size and colour; read by the same thread right after
         return self._finish(resized), transform
 
 

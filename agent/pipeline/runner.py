@@ -249,6 +249,7 @@ class Pipeline:
         self.infer_started = t0
         try:
             tensor, job.transform = model.preprocess(job.frame.image)
+            job.frame.view = model.preprocess.view
             t1 = time.monotonic()
             job.outputs = model.run(tensor)
             t2 = time.monotonic()

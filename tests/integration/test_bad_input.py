@@ -41,7 +41,7 @@ def _run(config: Path) -> tuple[int, list[str]]:
 
 def _config(tmp_path: Path, source: str, package: Path) -> Path:
     # Port 9 (discard) is never an MQTT broker: start-up errors come before any connection matters.
-    return write_config(tmp_path / "work", port=9, prefix="bad", source=source, model=package)
+    return write_config(tmp_path / "work", port=9, prefix="bad", source=source, package=package)
 
 
 def test_missing_model_file(tmp_path: Path, package: Path, frames: Path) -> None:

@@ -47,7 +47,7 @@ def write_config(
     port: int,
     prefix: str,
     source: str,
-    model: Path = DEMO_MODEL,
+    package: Path = DEMO_MODEL,
     runtime: str = "auto",
     device: str = "cam-01",
     **sections: Any,
@@ -57,7 +57,7 @@ def write_config(
     cfg: dict[str, Any] = {
         "device": {"id": device, "site": "plant-a", "line": "line-3"},
         "camera": {"source": source, "fps": 30, "realtime": False, "loop": False},
-        "model": {"path": str(model), "runtime": runtime, "threads": 1},
+        "model": {"path": str(package), "runtime": runtime, "threads": 1},
         "mqtt": {"host": "127.0.0.1", "port": port, "topic_prefix": prefix, "qos": 1},
         "outbox": {"path": str(work / "outbox.db")},
         "state": {"dir": str(work / "state")},
