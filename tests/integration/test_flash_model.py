@@ -386,6 +386,7 @@ def test_real_agent_hot_swaps_and_rolls_back_a_failing_model(
     from tests.support.agentproc import AgentProcess, write_config
     from tests.support.models import make_package as make_slow_package
     from tests.support.models import slow_classifier
+    from tests.support.mosquitto import Subscriber
     from tests.unit.model.packages import write_package
 
     store = tmp_path / "store"
@@ -393,10 +394,11 @@ def test_real_agent_hot_swaps_and_rolls_back_a_failing_model(
     ms.activate(store, "demo", "1.0.0")
     config = write_config(
         tmp_path / "agent", port=mosquitto.port, prefix=unique_prefix, source="synthetic:1",
-        model=store / "demo" / "current", camera={"realtime": True, "fps": 20},
+        package=store / "demo" / "current", camera={"realtime": True, "fps": 20},
         inference={"rollback_frames": 5},
     )  # fmt: skip
     state_file = tmp_path / "agent" / "state" / "model-state.json"
+    results = Subscriber(mosquitto.port, f"{unique_prefix}/plant-a/line-3/cam-01/result")
     agent = AgentProcess(config)
     try:
         _wait_state(state_file, lambda s: s["version"] == "1.0.0")
@@ -408,6 +410,13 @@ def test_real_agent_hot_swaps_and_rolls_back_a_failing_model(
         result = flash(sshd, store, good, *common, "--validate-cmd", REAL_VALIDATE)
         assert result.returncode == 0, result.stdout + result.stderr + agent.output[-3000:]
         assert "demo 1.0.0 -> 2.0.0 active" in result.stdout
+        # Zero frames dropped for the swap: consecutive frame numbers, one switch from 1.0.0 to 2.0.0.
+        seen = [json.loads(p) for _, p, _ in results.wait_for(10**6, timeout=1)]
+        frames, versions = [r["frame"] for r in seen], [r["model"]["version"] for r in seen]
+        switch = versions.index("2.0.0")
+        assert set(versions[:switch]) == {"1.0.0"} and set(versions[switch:]) == {"2.0.0"}
+        around = frames[max(0, switch - 5) : switch + 5]  # around the swap (load elsewhere may drop others)
+        assert around == list(range(around[0], around[0] + len(around))), (frames, switch)
 
         # Validation passes (a stand-in: the real one would catch these), then the agent refuses:
         # a model that yields NaN fails at load/warm-up, a model over budget on live frames is
@@ -428,3 +437,4 @@ def test_real_agent_hot_swaps_and_rolls_back_a_failing_model(
         assert agent.proc.poll() is None
     finally:
         agent.stop()
+        results.close()
