@@ -58,7 +58,7 @@ def test_health_reports_validate_scrape_and_show_in_status(
         port=mosquitto.port,
         prefix=unique_prefix,
         source="synthetic:7",
-        model=_package(tmp_path),
+        package=_package(tmp_path),
         camera={"fps": 15, "realtime": True, "width": 320, "height": 240},
         health={"interval_s": 0.5, "prometheus": f"127.0.0.1:{metrics_port}"},
         drift={"window": 20, "image_every": 5},
@@ -110,7 +110,7 @@ def test_a_busy_prometheus_port_stops_the_agent_with_one_clear_line(
             port=mosquitto.port,
             prefix=unique_prefix,
             source="synthetic:1",
-            model=_package(tmp_path),
+            package=_package(tmp_path),
             health={"prometheus": f"127.0.0.1:{port}"},
         )
         result = run_agent(["run", "--config", str(config)], timeout=60)

@@ -320,7 +320,7 @@ def test_agent_samples_reach_the_collector(
     }
     cfg = write_config(
         tmp_path / "agent", port=mosquitto.port, prefix=unique_prefix, source=_clip(tmp_path),
-        model=_package(tmp_path), sampling=sampling,
+        package=_package(tmp_path), sampling=sampling,
     )  # fmt: skip
     with Subscriber(mosquitto.port, f"{unique_prefix}/plant-a/line-3/cam-01/result") as results:
         agent = AgentProcess(cfg)
@@ -375,7 +375,7 @@ def test_export_retrains_the_demo_model(
     sampling = {"enabled": True, "seed": 1, "quota": {}, "dedup": {"enabled": False},
                 "random": {"enabled": True, "rate": 1.0}}  # fmt: skip
     cfg = write_config(
-        tmp_path / "agent", port=mosquitto.port, prefix=unique_prefix, source=source, model=model,
+        tmp_path / "agent", port=mosquitto.port, prefix=unique_prefix, source=source, package=model,
         sampling=sampling,
     )  # fmt: skip
     agent = AgentProcess(cfg)

@@ -77,7 +77,7 @@ def test_ready_then_watchdog_while_frames_flow_and_silence_when_the_camera_stall
     ms.activate(store, "demo", "1.0.0")
     config = write_config(
         tmp_path / "agent", port=mosquitto.port, prefix=unique_prefix, source=rtsp_server.url,
-        model=store / "demo" / "current",
+        package=store / "demo" / "current",
         camera={"realtime": True, "reconnect_initial_s": 0.2, "reconnect_max_s": 1.0, "read_timeout_s": 5.0},
     )  # fmt: skip
     agent = AgentProcess(config, env={"NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": "2000000"})

@@ -27,9 +27,11 @@ def test_replay_is_lossless_and_in_order(build: Build, tmp_path: Path) -> None:
 
 
 def test_live_overload_drops_stale_frames_and_keeps_ages_bounded(build: Build, tmp_path: Path) -> None:
-    # ~30 ms per frame, a live synthetic camera at 100 fps, budget 45 ms: most frames cannot be inspected.
+    # ~30 ms per frame, a live camera at 100 fps (small images replayed as one), budget 45 ms:
+    # most frames cannot be inspected.
     model = slow_package(tmp_path / "pkg", 1500, budget_ms=45)
-    h = build("synthetic:1", model, camera={"fps": 100, "realtime": True, "width": 160, "height": 120})
+    frames = frames_dir(tmp_path / "frames", 10)
+    h = build(f"dir:{frames}", model, camera={"fps": 100, "realtime": True, "live": True, "loop": True})
     h.pipeline.start()
     assert h.run_until(lambda: h.pipeline.counters.inspected >= 15, 30)
     h.pipeline.stop()
