@@ -123,11 +123,11 @@ def naive(cfg: AgentConfig, frames: int) -> dict[str, Any]:
     return {"fps": frames / (time.perf_counter() - start), "latency_ms": _ms(times)}
 
 
-def _pipeline(cfg: AgentConfig, factory: Any, frames: int) -> tuple[Pipeline, float]:
-    model = _model(cfg)
+def _build_pipeline(cfg: AgentConfig, factory: Any) -> Pipeline:
+    """The agent's pipeline on the configured model, publishing into a NullSink."""
     state = Path(tempfile.mkdtemp(prefix="inspection-bench-")) / "model-state.json"
     slot = ModelSlot(
-        model,
+        _model(cfg),
         loader=lambda p: _model(cfg),
         model_path=Path(cfg.model.path),
         state_file=state,
@@ -135,14 +135,14 @@ def _pipeline(cfg: AgentConfig, factory: Any, frames: int) -> tuple[Pipeline, fl
         watch_frames=cfg.inference.rollback_frames,
         overrun_ratio=cfg.inference.overrun_ratio,
     )
-    p = Pipeline(
-        cfg,
-        source_factory=factory,
-        slot=slot,
-        topics=Topics.from_config(cfg),
-        sink=NullSink(),
-        emit=lambda *a: None,
+    topics = Topics.from_config(cfg)
+    return Pipeline(
+        cfg, source_factory=factory, slot=slot, topics=topics, sink=NullSink(), emit=lambda *a: None
     )
+
+
+def _pipeline(cfg: AgentConfig, factory: Any, frames: int) -> tuple[Pipeline, float]:
+    p = _build_pipeline(cfg, factory)
     p.start()
     start = time.perf_counter()
     while p.counters.inspected < frames and p.failure is None:
@@ -262,25 +262,7 @@ def _rss_mb() -> float:
 def soak(cfg: AgentConfig, frames: int) -> dict[str, Any]:
     """RSS growth of the pipeline over a long replay: measured after a warm-up tenth and at the end."""
     replay = _replay_config(cfg)
-    model = _model(replay)
-    state = Path(tempfile.mkdtemp(prefix="inspection-bench-")) / "model-state.json"
-    slot = ModelSlot(
-        model,
-        loader=lambda p: _model(replay),
-        model_path=Path(replay.model.path),
-        state_file=state,
-        emit=lambda *a: None,
-        watch_frames=1,
-        overrun_ratio=1.0,
-    )
-    p = Pipeline(
-        replay,
-        source_factory=lambda: open_source(replay.camera, replay.base_dir),
-        slot=slot,
-        topics=Topics.from_config(replay),
-        sink=NullSink(),
-        emit=lambda *a: None,
-    )
+    p = _build_pipeline(replay, lambda: open_source(replay.camera, replay.base_dir))
     p.start()
     warm = max(1, frames // 10)
     while p.counters.inspected < warm:

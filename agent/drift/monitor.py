@@ -12,7 +12,6 @@ sampler's drift policy.
 from __future__ import annotations
 
 import json
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -24,9 +23,9 @@ from agent.config.schema import AgentConfig, DriftConfig
 from agent.drift.reference import Reference, parse_reference
 from agent.drift.window import Verdict, Window, WindowRecorder, evaluate
 from agent.errors import ModelError
-from agent.ids import new_id
 from agent.model.loaded import LoadedModel
 from agent.model.result import InferenceResult
+from agent.pipeline.payloads import envelope
 from agent.publish import Priority, Sink, Topics
 
 log = structlog.get_logger(__name__)
@@ -170,11 +169,7 @@ class DriftMonitor:
         device, c = self._agent.device, self._cfg
         reasons = ", ".join(verdict.reasons) or "none"
         return {
-            "id": new_id(),
-            "ts": int(time.time() * 1000),
-            "device": device.id,
-            "site": device.site,
-            "line": device.line,
+            **envelope(device),
             "state": state,
             "active": self.active,
             "message": f"data drift {state} (drifting: {reasons})",

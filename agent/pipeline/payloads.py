@@ -62,20 +62,21 @@ def result_payload(
     return payload
 
 
-def event_payload(
-    device: DeviceConfig, kind: str, severity: str, message: str, details: dict[str, Any]
-) -> dict[str, Any]:
+def envelope(device: DeviceConfig) -> dict[str, Any]:
+    """The fields every device message starts with: a fresh id, now, and who sent it."""
     return {
         "id": new_id(),
         "ts": int(time.time() * 1000),
         "device": device.id,
         "site": device.site,
         "line": device.line,
-        "type": kind,
-        "severity": severity,
-        "message": message,
-        "details": details,
     }
+
+
+def event_payload(
+    device: DeviceConfig, kind: str, severity: str, message: str, details: dict[str, Any]
+) -> dict[str, Any]:
+    return {**envelope(device), "type": kind, "severity": severity, "message": message, "details": details}
 
 
 def encode(payload: dict[str, Any]) -> bytes:
