@@ -11,7 +11,7 @@ APT_PACKAGES=(
   openssh-server openssh-client
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
-  ffmpeg systemd
+  ffmpeg systemd ansible-core
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

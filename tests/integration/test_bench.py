@@ -20,7 +20,9 @@ def test_bench_prints_every_figure(tmp_path: Path) -> None:
     for i in range(8):
         cv2.imwrite(str(frames / f"{i}.png"), np.full((120, 160, 3), i * 30, np.uint8))
     config = write_config(tmp_path / "work", port=9, prefix="bench", source=f"dir:{frames}")
-    out = run_agent(["bench", "--config", str(config), "--frames", "60", "--soak", "120", "--json"], timeout=300)
+    out = run_agent(
+        ["bench", "--config", str(config), "--frames", "60", "--soak", "120", "--json"], timeout=300
+    )
     assert out.returncode == 0, out.stderr
     figures = json.loads(out.stdout)
     for variant in ("invoke", "source", "naive", "pipeline"):

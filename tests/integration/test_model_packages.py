@@ -183,9 +183,6 @@ def test_packed_detection_and_anomaly_models_validate(tmp_path: Path) -> None:
         assert report.ok, [c for c in report.checks if not c.ok]
 
 
-@pytest.mark.skipif(
-    not (DEMO / "manifest.yaml").is_file(), reason="demo package models/demo-defects/1.0.0 not built"
-)
 def test_demo_package_validates_on_every_runtime() -> None:
     report = validate_package(DEMO, runs=10)
     assert report.ok, [c for c in report.checks if not c.ok]

@@ -184,8 +184,6 @@ def test_the_demo_model_alarms_on_a_changed_scene_and_not_on_an_unchanged_one(
     from agent.synthetic import LABELS, render_part
     from tests.support.paths import DEMO_MODEL
 
-    if not (DEMO_MODEL / "manifest.yaml").exists():
-        pytest.skip(f"the demo model is not built yet ({DEMO_MODEL})")
     demo = load_model(str(DEMO_MODEL), ModelConfig(path=str(DEMO_MODEL)), warmup=False)
     images = []
     for i in range(300):
