@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the test suite needs and run it. This is the README's test command, and CI runs exactly this.
 #   OS packages: a real MQTT broker, OpenSSH server, GStreamer's RTSP server, ffmpeg, systemd-analyze.
-#   Python: a venv in .venv with the agent and its tflite, onnx and dev extras.
+#   Python: a venv in .venv with the agent and its tflite, onnx, dev and train extras (TensorFlow:
+#   one test retrains the demo model on samples the collector gathered).
 # Extra arguments go to pytest (e.g. scripts/test.sh -m "not slow").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,6 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[tflite,onnx,dev]'
+.venv/bin/python -m pip install -q -e '.[tflite,onnx,dev,train]'
 
 exec .venv/bin/python -m pytest "$@"
