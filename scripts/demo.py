@@ -49,7 +49,7 @@ def start_broker(work: Path, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("mosquitto did not start")
 
 
-def subscribe(port: int, root: str, seen: list[dict[str, object]]) -> mqtt.Client:
+def subscribe(port: int, root: str, seen: list[dict[str, object]], truth: list[str]) -> mqtt.Client:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     ready = threading.Event()
 
@@ -65,7 +65,8 @@ def subscribe(port: int, root: str, seen: list[dict[str, object]]) -> mqtt.Clien
             lat = data["latency_ms"]
             print(
                 f"DEFECT frame {data['frame']:4d}  {data['label']:8s} {data['score']:.2f}  "
-                f"(truth {data.get('ref', '?')}, {lat['infer']:.1f} ms infer, {lat['total']:.1f} ms total)",
+                f"(truth: {truth[data['frame']]:8s} {lat['infer']:.1f} ms infer, "
+                f"{lat['total']:.1f} ms total)",
                 flush=True,
             )
         elif kind == "status":
@@ -95,7 +96,10 @@ def main() -> int:
         work = Path(tmp)
         clip = work / "conveyor.avi"
         print(f"writing a {args.frames}-frame conveyor clip: {clip}", flush=True)
-        write_clip(clip, frames=args.frames, width=640, height=480, fps=args.fps, seed=7, codec="mjpg")
+        truth = write_clip(
+            clip, frames=args.frames, width=640, height=480, fps=args.fps, seed=7, codec="mjpg"
+        )
+        labels = list(truth["labels"])
         port = free_port()
         broker = start_broker(work, port)
         config = work / "agent.yaml"
@@ -111,7 +115,7 @@ log: {{level: info, format: console}}
 """
         )
         seen: list[dict[str, object]] = []
-        sub = subscribe(port, "inspection/plant-a/line-3/cam-01", seen)
+        sub = subscribe(port, "inspection/plant-a/line-3/cam-01", seen, labels)
         agent = [str(Path(sys.executable).parent / "inspection-agent"), "run", "--config", str(config)]
         print(f"running: {' '.join(agent)}", flush=True)
         try:
@@ -122,7 +126,13 @@ log: {{level: info, format: console}}
             sub.disconnect()
             broker.terminate()
             broker.wait(5)
-        print(f"\nagent exited with {code}; {len(seen)} defect events received over MQTT", flush=True)
+        defective = sum(label != "ok" for label in labels)
+        caught = sum(labels[int(str(d["frame"]))] != "ok" for d in seen)
+        print(
+            f"\nagent exited with {code}; {len(seen)} defect events received over MQTT; "
+            f"the clip has {defective} defective parts, {caught} of them reported",
+            flush=True,
+        )
         return code
 
 
