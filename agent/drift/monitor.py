@@ -19,7 +19,8 @@ from typing import Any
 import structlog
 
 from agent.capture.base import Frame
-from agent.config.schema import AgentConfig, DriftConfig
+from agent.config.observers import DriftConfig
+from agent.config.schema import AgentConfig
 from agent.drift.reference import Reference, parse_reference
 from agent.drift.window import Verdict, Window, WindowRecorder, evaluate
 from agent.errors import ModelError

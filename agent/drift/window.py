@@ -14,7 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from agent.config.schema import DriftConfig
+from agent.config.observers import DriftConfig
 from agent.drift.reference import LOG_STATS, OTHER, Reference
 from agent.drift.statistics import ks_2samp, psi
 from agent.drift.stats import STAT_NAMES, image_stats

@@ -10,7 +10,7 @@ import concurrent.futures
 import dataclasses
 from typing import Any
 
-from agent.config.schema import QuotaConfig, SamplingPolicyConfig
+from agent.config.observers import QuotaConfig, SamplingPolicyConfig
 from agent.errors import AgentError, CommandError
 from agent.publish import CommandRouter
 from agent.sampling.policies import POLICY_NAMES, describe

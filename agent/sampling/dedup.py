@@ -13,7 +13,7 @@ from collections import deque
 import cv2
 import numpy as np
 
-from agent.config.schema import DedupConfig
+from agent.config.observers import DedupConfig
 
 
 def dhash(image: np.ndarray) -> int:

@@ -11,7 +11,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agent.config.schema import SamplingConfig, SamplingPolicyConfig
+from agent.config.observers import SamplingConfig, SamplingPolicyConfig
 from agent.model.result import InferenceResult
 from agent.sampling.quota import Clock, Quota
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from agent.config.schema import QuotaConfig
+from agent.config.observers import QuotaConfig
 
 Clock = Callable[[], float]
 _PERIODS = (("per_minute", 60.0), ("per_hour", 3600.0), ("per_day", 86400.0))

@@ -23,7 +23,8 @@ import numpy as np
 import structlog
 
 from agent.capture.base import Frame
-from agent.config.schema import DeviceConfig, SamplingConfig
+from agent.config.observers import SamplingConfig
+from agent.config.schema import DeviceConfig
 from agent.errors import AgentError
 from agent.ids import new_id
 from agent.model.result import InferenceResult

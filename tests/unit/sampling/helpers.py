@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from agent.capture.base import Frame
-from agent.config.schema import DeviceConfig, SamplingConfig, SamplingPolicyConfig
+from agent.config.observers import SamplingConfig, SamplingPolicyConfig
+from agent.config.schema import DeviceConfig
 from agent.model.result import InferenceResult
 from agent.publish import Priority
 from agent.sampling import Sampler, Wire
@@ -110,7 +111,7 @@ def make(
 ) -> Sampler:
     base: dict[str, Any] = {"enabled": True, "seed": 1, "quota": {}, **policies()}
     base.update(cfg)
-    from agent.config.schema import DedupConfig, QuotaConfig
+    from agent.config.observers import DedupConfig, QuotaConfig
 
     if isinstance(base["quota"], dict):
         base["quota"] = QuotaConfig(**base["quota"])

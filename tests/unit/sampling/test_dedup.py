@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from agent.config.schema import DedupConfig
+from agent.config.observers import DedupConfig
 from agent.sampling.dedup import DuplicateFilter, dhash, hamming
 from tests.unit.sampling.helpers import image
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from agent.config.schema import SamplingPolicyConfig
+from agent.config.observers import SamplingPolicyConfig
 from agent.model.result import InferenceResult
 from agent.sampling.policies import always, classes, drifting, low_confidence, make_policy, near_threshold
 from tests.unit.sampling.helpers import result

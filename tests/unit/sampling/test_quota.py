@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.config.schema import QuotaConfig
+from agent.config.observers import QuotaConfig
 from agent.sampling.quota import Quota, TokenBucket
 
 

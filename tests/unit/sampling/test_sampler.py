@@ -11,7 +11,7 @@ import jsonschema
 import numpy as np
 import pytest
 
-from agent.config.schema import QuotaConfig, SamplingPolicyConfig
+from agent.config.observers import QuotaConfig, SamplingPolicyConfig
 from agent.errors import PublishError
 from agent.publish import Priority
 from agent.sampling.wire import CONTENT_TYPE, unframe
