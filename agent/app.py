@@ -50,7 +50,7 @@ class Agent:
         bind(device=cfg.device.id, model=model.name, model_version=model.version)
         self.publisher = Publisher(
             cfg.mqtt,
-            cfg.outbox,
+            cfg.outbox_settings,
             topics=self.topics,
             client_id=cfg.mqtt.client_id or f"{self.topics.root.replace('/', '-')}",
             password=read_password(cfg.mqtt, cfg.base_dir),
@@ -61,7 +61,7 @@ class Agent:
             model,
             loader=self.load,
             model_path=cfg.resolve(cfg.model.path),
-            state_file=cfg.resolve(cfg.state.dir) / "model-state.json",
+            state_file=cfg.state_dir / "model-state.json",
             emit=self.emit,
             watch_frames=cfg.inference.rollback_frames,
             overrun_ratio=cfg.inference.overrun_ratio,

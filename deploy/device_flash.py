@@ -33,7 +33,6 @@ from agent.config import load_config
 from agent.errors import AgentError
 
 DEFAULT_STORE = "/var/lib/inspection-agent/models"
-DEFAULT_STATE_DIR = "/var/lib/inspection-agent"
 INSTALLED_CLI = "/opt/inspection-agent/venv/bin/inspection-agent"
 REFUSED, ROLLED_BACK, TIMEOUT, RELOAD_FAILED = 3, 4, 5, 6
 
@@ -155,15 +154,15 @@ def _read_state(path: Path) -> dict[str, Any] | None:
 
 
 def state_file_for(args: argparse.Namespace) -> Path:
-    """``--state-file``, else ``{state.dir}/model-state.json`` from the agent config, else the default."""
+    """``--state-file``, else ``{state.dir}/model-state.json`` from the agent config (one per camera)."""
     if args.state_file:
         return Path(args.state_file)
-    if args.config and Path(args.config).is_file():
-        try:
-            return Path(load_config(args.config).state.dir) / "model-state.json"
-        except AgentError as exc:
-            _progress(f"cannot read {args.config} ({exc}); using {DEFAULT_STATE_DIR}")
-    return Path(DEFAULT_STATE_DIR) / "model-state.json"
+    if not args.config or not Path(args.config).is_file():
+        raise Refused("verify", f"no agent config at {args.config}: pass --config or --state-file")
+    try:
+        return load_config(args.config).state_dir / "model-state.json"
+    except AgentError as exc:
+        raise Refused("verify", f"cannot read the agent config {args.config}: {exc}") from exc
 
 
 def flash(args: argparse.Namespace) -> Outcome:
@@ -173,6 +172,7 @@ def flash(args: argparse.Namespace) -> Outcome:
         if args.digest and ms.tree_digest(package) != args.digest:
             raise Refused("transfer", "the package arrived damaged (content differs from the sender's)")
         name, version = ms.package_identity(package)
+        state_file = None if args.reload == "none" else state_file_for(args)  # known before anything switches
         ms.verify_checksums(package)
         validate(package, shlex.split(args.validate_cmd) if args.validate_cmd else default_validate_cmd(),
                  config, args.validate_timeout)  # fmt: skip
@@ -184,13 +184,14 @@ def flash(args: argparse.Namespace) -> Outcome:
     previous = ms.current_version(store, name)
     if previous == version:
         return Outcome(True, "done", f"{name} {version} is already current", name, version, previous)
-    return _switch_and_confirm(args, store, config, name=name, version=version, previous=previous)
+    return _switch_and_confirm(args, store, config, state_file, name=name, version=version, previous=previous)
 
 
 def _switch_and_confirm(
     args: argparse.Namespace,
     store: Path,
     config: Path | None,
+    state_file: Path | None,
     *,
     name: str,
     version: str,
@@ -201,8 +202,9 @@ def _switch_and_confirm(
     _progress(f"current -> {name} {version} (was {previous})")
     try:
         reload_agent(args.reload, config)
-        state = {} if args.reload == "none" else wait_for_state(state_file_for(args), name, version, since_ms,
-                                                                 args.timeout)  # fmt: skip
+        state = (
+            {} if state_file is None else wait_for_state(state_file, name, version, since_ms, args.timeout)
+        )
     except Refused as exc:
         if exc.code == RELOAD_FAILED:
             _restore(store, name, version, previous)

@@ -30,7 +30,7 @@ def register(sub: Any) -> None:
 
 def status(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    path = cfg.resolve(cfg.state.dir) / statefile.FILENAME
+    path = cfg.state_dir / statefile.FILENAME
     doc = statefile.read(path)
     if doc is None:
         sys.stdout.write(f"NOT RUNNING: no health report at {path} (the agent has not run here yet)\n")

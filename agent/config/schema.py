@@ -229,7 +229,8 @@ class MqttConfig:
 
 @dataclass(frozen=True, slots=True)
 class OutboxConfig:
-    path: str = "/var/lib/inspection-agent/outbox.db"
+    # "{device}" is replaced by device.id, so instances on one host never share an outbox.
+    path: str = "/var/lib/inspection-agent/{device}/outbox.db"
     max_bytes: int = 256 * 1024 * 1024
     max_age_s: float = 7 * 24 * 3600.0
 
@@ -247,7 +248,8 @@ class LogConfig:
 class StateConfig:
     # Where the agent keeps what must survive a restart: model-state.json (hot-swap outcome,
     # read by deploy/flash-model), health.json (read by `inspection-agent status`).
-    dir: str = "/var/lib/inspection-agent"
+    # "{device}" is replaced by device.id: one directory per camera instance on a host.
+    dir: str = "/var/lib/inspection-agent/{device}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +272,17 @@ class AgentConfig:
         """A path from the config, made absolute against the config file's directory."""
         p = Path(path).expanduser()
         return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    @property
+    def state_dir(self) -> Path:
+        """``state.dir`` with ``{device}`` expanded, absolute."""
+        return self.resolve(self.state.dir.replace("{device}", self.device.id))
+
+    @property
+    def outbox_settings(self) -> OutboxConfig:
+        """The outbox section with ``{device}`` expanded and the path made absolute."""
+        path = self.resolve(self.outbox.path.replace("{device}", self.device.id))
+        return dataclasses.replace(self.outbox, path=str(path))
 
     def model_settings(self) -> ModelConfig:
         """The model section with its key paths made absolute (what load_model needs)."""

@@ -70,7 +70,7 @@ class HealthReporter:
         self._status = status
         self._sampler_stats = sampler_stats
         self._drift = drift
-        self.path = cfg.resolve(cfg.state.dir) / statefile.FILENAME
+        self.path = cfg.state_dir / statefile.FILENAME
         self._state_dir = self.path.parent
         self._cpu = system.CpuMeter()
         self._started = self._last_t = time.monotonic()

@@ -27,5 +27,5 @@ def build_sampler(cfg: AgentConfig, sink: Sink, topics: Topics) -> Sampler | Non
         max_packet_bytes=cfg.mqtt.max_packet_bytes,
         mqtt5=cfg.mqtt.protocol == "5",
     )
-    log_path = cfg.resolve(cfg.state.dir) / SAMPLE_LOG if sampling.log_file else None
+    log_path = cfg.state_dir / SAMPLE_LOG if sampling.log_file else None
     return Sampler(sampling, sink=sink, wire=wire, device=cfg.device, log_path=log_path)

@@ -254,9 +254,20 @@ def test_reload_failure_restores_current(
     sshd: SshServer, device: Path, tmp_path: Path, validate_cmd: str
 ) -> None:
     result = flash(sshd, device, make_package(tmp_path / "v2", version="2.0.0"), "--reload",
-                   f"pid:{tmp_path / 'no-agent.pid'}", "--validate-cmd", validate_cmd)  # fmt: skip
+                   f"pid:{tmp_path / 'no-agent.pid'}", "--validate-cmd", validate_cmd,
+                   "--state-file", str(tmp_path / "model-state.json"))  # fmt: skip
     assert result.returncode == 6
     assert "FAILED [reload]" in result.stdout
+    assert ms.current_version(device, "demo") == "1.0.0"
+
+
+def test_flash_without_a_way_to_confirm_is_refused_before_the_switch(
+    sshd: SshServer, device: Path, tmp_path: Path, validate_cmd: str
+) -> None:
+    """The swap is confirmed through model-state.json: without --config or --state-file, nothing switches."""
+    result = flash(sshd, device, make_package(tmp_path / "v2", version="2.0.0"), "--reload",
+                   f"pid:{tmp_path / 'no-agent.pid'}", "--validate-cmd", validate_cmd)  # fmt: skip
+    assert result.returncode == 3 and "pass --config or --state-file" in result.stdout
     assert ms.current_version(device, "demo") == "1.0.0"
 
 
