@@ -128,9 +128,7 @@ class Agent:
             self.emit(
                 "camera", "warning" if state == "offline" else "info", f"camera {state}", {"camera": state}
             )
-        if self.publisher.connected:
-            status = encode({"state": "online", **self.status()})
-            self.publisher.publish(self.topics.status, status, qos=1, priority=Priority.EVENT, retain=True)
+        self.publisher.refresh_status()
 
     def emit(self, kind: str, severity: str, message: str, details: dict[str, Any]) -> None:
         """An event on .../event at QoS 1 through the outbox."""

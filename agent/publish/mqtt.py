@@ -219,6 +219,12 @@ class Publisher:
         except ValueError as exc:
             log.warning("cannot send command reply", topic=request.reply_topic, error=str(exc))
 
+    def refresh_status(self) -> None:
+        """Re-publish the retained online status because the app's state changed (the camera, say)."""
+        if self._connected:
+            status = self._status_json("online")
+            self.publish(self.topics.status, status, qos=1, priority=Priority.EVENT, retain=True)
+
     def _status_json(self, state: str, reason: str | None = None) -> bytes:
         try:
             extra = self._status_payload() if state == "online" else {}

@@ -67,6 +67,9 @@ def test_every_frame_result_arrives_and_validates(
     assert correct / len(results) >= 0.9, [(r["label"], labels[r["frame"]]) for r in results]
     statuses = payloads(sub, "status")
     assert statuses[0]["state"] == "online" and statuses[-1]["state"] == "offline"
+    for status in statuses:
+        jsonschema.validate(status, schema("status"))
+    assert statuses[-1]["reason"] == "finished"
 
 
 @pytest.mark.parametrize("runtime", ["tflite", "onnx"])
