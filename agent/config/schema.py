@@ -32,10 +32,6 @@ class SourceSpec:
     def finite(self) -> bool:
         return self.kind in ("video", "dir", "glob")
 
-    @property
-    def is_file_replay(self) -> bool:
-        return self.finite
-
 
 def parse_source(text: str) -> SourceSpec:
     """``video:PATH``, ``dir:PATH``, ``glob:PATTERN``, ``synthetic:[seed]``, ``v4l2:/dev/videoN|N``,

@@ -23,6 +23,10 @@ class Handoff(Protocol[T]):
         """Hand an item over; True when an older item was dropped to make room."""
         ...
 
+    def put_final(self, item: T) -> None:
+        """Hand over an item that must not be dropped (the end of a stream)."""
+        ...
+
     def get(self, timeout: float) -> T | None:
         """The next item, or None after ``timeout``; raises Closed once closed and empty."""
         ...
@@ -80,7 +84,9 @@ class BoundedQueue(Generic[T]):
                 continue
         raise Closed
 
-    put_final = put
+    def put_final(self, item: T) -> None:
+        """The queue never drops, so the end of a stream is just the last item."""
+        self.put(item)
 
     def get(self, timeout: float) -> T | None:
         try:

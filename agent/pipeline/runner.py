@@ -188,7 +188,7 @@ class Pipeline:
             if frame is None:
                 if source.live and not self._stop.is_set():
                     self.fail(CameraError(f"{source.description} ended its stream"))
-                self._frames.put_final(_END)  # type: ignore[attr-defined]
+                self._frames.put_final(_END)
                 return
             self.counters.captured += 1
             if self._frames.put(Job(frame, queued_at=time.monotonic())):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import numpy as np
 
@@ -88,7 +87,3 @@ class RateMeter:
             self.rate = (count - self._last_n) / dt
             self._last_t, self._last_n = now, count
         return self.rate
-
-
-def as_dict(counters: Counters, window: LatencyWindow) -> dict[str, Any]:
-    return {"counters": counters.snapshot(), "latency_ms": window.percentiles()}
