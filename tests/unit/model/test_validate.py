@@ -101,7 +101,7 @@ def test_wrong_layout(tmp_path: Path) -> None:
 
 
 def test_ten_times_over_budget_fails_the_latency_check(tmp_path: Path) -> None:
-    model = slow_classifier(tmp_path / "slow.onnx", 200)
+    model = slow_classifier(tmp_path / "slow.onnx", 2000)  # far over budget on any CPU
     doc = manifest_for_pack("cls_nhwc.onnx", budget_ms=0.2, name="slow")
     root = pack(doc, [model], tmp_path / "p").root
     report = validate_package(root, runs=5)
