@@ -27,13 +27,14 @@ def test_replay_is_lossless_and_in_order(build: Build, tmp_path: Path) -> None:
 
 
 def test_live_overload_drops_stale_frames_and_keeps_ages_bounded(build: Build, tmp_path: Path) -> None:
-    # ~30 ms per frame against a live camera at up to 100 fps (small images replayed as one):
-    # the camera outruns inference, and the frames it outruns by are replaced, never queued.
-    model = slow_package(tmp_path / "pkg", 1500, budget_ms=45)
+    # ~120 ms per frame against a live camera at up to 100 fps (small images replayed as one):
+    # the camera outruns inference on any CPU, even a loaded one, and the frames it outruns
+    # by are replaced, never queued.
+    model = slow_package(tmp_path / "pkg", 6000, budget_ms=180)
     frames = frames_dir(tmp_path / "frames", 10)
     h = build(f"dir:{frames}", model, camera={"fps": 100, "realtime": True, "live": True, "loop": True})
     h.pipeline.start()
-    assert h.run_until(lambda: h.pipeline.counters.inspected >= 20, 30)
+    assert h.run_until(lambda: h.pipeline.counters.inspected >= 20, 60)
     h.pipeline.stop()
     c = h.pipeline.counters
     assert c.captured > c.inspected and c.dropped + c.stale > 0  # overloaded, and it shed frames
@@ -41,7 +42,7 @@ def test_live_overload_drops_stale_frames_and_keeps_ages_bounded(build: Build, t
     assert 0 <= in_flight <= 4  # the rest were inspected or shed: no queue builds up
     ages = sorted(r["latency_ms"]["total"] for r in h.sink.on("result"))
     # Newest-frame hand-off: the age stays near one inference (wide margin).
-    assert ages[len(ages) // 2] < 45 * 3
+    assert ages[len(ages) // 2] < 180 * 3
 
 
 def test_over_budget_is_flagged_when_a_slowed_model_overruns(build: Build, tmp_path: Path) -> None:
