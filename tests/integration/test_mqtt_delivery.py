@@ -16,7 +16,8 @@ import pytest
 
 from agent.config.schema import MqttConfig, OutboxConfig
 from agent.errors import PublishError
-from agent.publish import CommandRouter, Priority, Publisher, Topics
+from agent.protocol.topics import Topics
+from agent.publish import CommandRouter, Priority, Publisher
 from tests.support.mosquitto import Mosquitto, Subscriber, env_without_proxies
 
 pytestmark = pytest.mark.integration
@@ -27,7 +28,8 @@ from pathlib import Path
 import structlog
 structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
 from agent.config.schema import MqttConfig, OutboxConfig
-from agent.publish import Priority, Publisher, Topics
+from agent.publish import Priority, Publisher
+from agent.protocol.topics import Topics
 port, db, prefix, start, count, mode = sys.argv[1:]
 start, count = int(start), int(count)
 topics = Topics(prefix, "s", "l", "d")
