@@ -21,7 +21,8 @@ from agent.collector.service import Collector
 from agent.collector.storage import make_storage
 from agent.config.schema import MqttConfig, OutboxConfig, TlsConfig
 from agent.config.secret import Secret
-from agent.errors import ConfigError
+from agent.errors import ConfigError, PublishError
+from agent.mqtt import ClientSpec, probe
 from agent.protocol.topics import Topics
 from agent.protocol.wire import frame
 from agent.publish import CommandRouter, Priority, Publisher
@@ -295,3 +296,22 @@ def test_the_collector_reports_a_broker_signed_by_another_ca(
             collector.ingest.index.close()
     failure = next(e for e in logs if e["event"] == "collector_connect_failed")
     assert "certificate verify failed" in failure["error"] and not collector.connected.is_set()
+
+
+def test_checks_probe_connects_over_tls_and_reports_a_broker_it_cannot_verify(
+    mosquitto_factory: Callable[..., Mosquitto], broker_pki: TlsFiles, tmp_path: Path
+) -> None:
+    broker = mosquitto_factory(tls=broker_pki, require_certificate=True)
+    pki = broker_pki
+    tls = TlsConfig(ca_file=str(pki.ca), cert_file=str(pki.client_cert), key_file=str(pki.client_key))
+    ok = probe(ClientSpec("probe-ok", tls=tls), broker.host, broker.port, keepalive=30, timeout=10)
+    assert ok == f"{broker.host}:{broker.port} accepted MQTT 5 over TLS"
+    other_ca, _, _ = make_ca(tmp_path / "other", "other-ca")
+    with pytest.raises(PublishError, match="certificate verify failed"):
+        probe(
+            ClientSpec("probe-bad", tls=TlsConfig(ca_file=str(other_ca))),
+            broker.host,
+            broker.port,
+            keepalive=30,
+            timeout=10,
+        )
