@@ -38,7 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from agent.capture.base import Frame  # noqa: E402
-from agent.config.schema import DeviceConfig, QuotaConfig, SamplingConfig, SamplingPolicyConfig  # noqa: E402
+from agent.config.observers import QuotaConfig, SamplingConfig, SamplingPolicyConfig  # noqa: E402
+from agent.config.schema import DeviceConfig  # noqa: E402
 from agent.model.result import InferenceResult  # noqa: E402
 from agent.protocol.ids import new_id  # noqa: E402
 from agent.protocol.wire import CONTENT_TYPE, META_PROPERTY  # noqa: E402
