@@ -21,11 +21,12 @@ from agent.errors import AgentError
 from agent.health.report import HealthReporter
 from agent.log import bind
 from agent.model.loaded import LoadedModel, load_model
-from agent.pipeline.payloads import encode, event_payload
 from agent.pipeline.runner import FrameObserver, Pipeline
 from agent.pipeline.supervisor import Supervisor
 from agent.pipeline.swap import ModelSlot
-from agent.publish import CommandRouter, Priority, Publisher, Topics
+from agent.protocol.payloads import encode, event_payload
+from agent.protocol.topics import Topics
+from agent.publish import CommandRouter, Priority, Publisher
 from agent.sampling import build_sampler, register_sampling_commands
 from agent.sdnotify import Notifier
 

@@ -38,11 +38,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from agent.capture.base import Frame  # noqa: E402
-from agent.config.schema import DeviceConfig, QuotaConfig, SamplingConfig, SamplingPolicyConfig  # noqa: E402
-from agent.ids import new_id  # noqa: E402
+from agent.config.observers import QuotaConfig, SamplingConfig, SamplingPolicyConfig  # noqa: E402
+from agent.config.schema import DeviceConfig  # noqa: E402
 from agent.model.result import InferenceResult  # noqa: E402
+from agent.protocol.ids import new_id  # noqa: E402
+from agent.protocol.wire import CONTENT_TYPE, META_PROPERTY  # noqa: E402
 from agent.sampling import Sampler, Wire  # noqa: E402
-from agent.sampling.wire import CONTENT_TYPE, META_PROPERTY  # noqa: E402
 
 PREFIX = "bench"
 TOPIC = f"{PREFIX}/plant-a/line-3/cam-01/sample"

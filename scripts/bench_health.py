@@ -31,9 +31,9 @@ from agent.config import load_config
 from agent.drift.monitor import DriftMonitor
 from agent.health.report import HealthReporter
 from agent.model.loaded import LoadedModel, load_model
-from agent.pipeline.payloads import encode, result_payload
 from agent.pipeline.stats import Counters, LatencyWindow
-from agent.publish import Topics
+from agent.protocol.payloads import encode, result_payload
+from agent.protocol.topics import Topics
 from agent.synthetic import LABELS, render_part
 
 DEMO = Path(__file__).resolve().parents[1] / "models" / "demo-defects" / "1.0.0"

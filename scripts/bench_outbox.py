@@ -29,7 +29,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.config.schema import MqttConfig, OutboxConfig
-from agent.publish import Priority, Publisher, Topics
+from agent.protocol.topics import Topics
+from agent.publish import Priority, Publisher
 from agent.publish.mqtt import SEND_WINDOW
 from tests.support.mosquitto import Mosquitto
 

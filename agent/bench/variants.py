@@ -25,10 +25,11 @@ from agent.capture import open_source
 from agent.capture.base import Frame, FrameSource
 from agent.config import AgentConfig
 from agent.model.loaded import LoadedModel, load_model
-from agent.pipeline.payloads import encode, result_payload
 from agent.pipeline.runner import Pipeline
 from agent.pipeline.swap import ModelSlot
-from agent.publish import Priority, Topics
+from agent.protocol.payloads import encode, result_payload
+from agent.protocol.topics import Topics
+from agent.publish import Priority
 
 
 class NullSink:

@@ -19,7 +19,7 @@ import structlog
 from agent.collector.index import EventRow, Index, QuarantineRow
 from agent.collector.messages import Incoming, Parser, Rejected, Sample
 from agent.collector.storage import Storage
-from agent.ids import new_id
+from agent.protocol.ids import new_id
 
 log = structlog.get_logger(__name__)
 

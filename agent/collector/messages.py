@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import cv2
@@ -18,7 +17,9 @@ from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from agent.collector.config import CollectorConfig
 from agent.collector.index import EventRow, SampleRow
-from agent.sampling.wire import split_payload
+from agent.protocol.schema import load_schema
+from agent.protocol.topics import split_device_topic
+from agent.protocol.wire import split_payload
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 _JPEG_START, _JPEG_END = b"\xff\xd8\xff", b"\xff\xd9"
@@ -47,8 +48,7 @@ class Sample:
 
 
 def _schema(name: str) -> Draft202012Validator:
-    text = resources.files("agent").joinpath(f"schemas/{name}.schema.json").read_text("utf-8")
-    return Draft202012Validator(json.loads(text))
+    return Draft202012Validator(load_schema(name))
 
 
 def safe_component(value: str) -> str:
@@ -75,10 +75,10 @@ class Parser:
 
     def _origin(self, topic: str) -> tuple[str, str, str]:
         """(site, line, device) from ``{prefix}/{site}/{line}/{device}/{kind}``."""
-        levels = topic[len(self._prefix) :].split("/") if topic.startswith(self._prefix) else []
-        if len(levels) != 4:
+        levels = split_device_topic(self.cfg.subscribe.prefix, topic)
+        if levels is None:
             raise Rejected(f"topic {topic!r} is not {self._prefix}SITE/LINE/DEVICE/KIND")
-        site, line, device = levels[:3]
+        site, line, device, _kind = levels
         if not self.cfg.devices.allowed(device):
             raise Rejected(f"device {device!r} is not allowed (devices.allowed_prefixes)")
         return site, line, device

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -17,17 +18,16 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import structlog
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from agent.collector.config import CollectorConfig, broker_password
 from agent.collector.ingest import Ingest, Prepared
 from agent.collector.messages import Incoming
 from agent.errors import AgentError
-from agent.publish.tls import tls_context
-from agent.sampling.wire import META_PROPERTY
+from agent.mqtt import ClientSpec, describe_connect_error, new_client, new_properties
+from agent.protocol.topics import fleet_filter
+from agent.protocol.wire import META_PROPERTY
 from agent.sdnotify import Notifier
 
 log = structlog.get_logger(__name__)
@@ -39,8 +39,11 @@ def subscriptions(cfg: CollectorConfig) -> list[str]:
     """Topic filters for every configured site, shared when a group is set."""
     sub = cfg.subscribe
     kinds = [k for k, on in (("sample", sub.samples), ("defect", sub.defects)) if on]
-    share = f"$share/{sub.shared_group}/" if sub.shared_group else ""
-    return [f"{share}{sub.prefix}/{site}/+/+/{kind}" for site in sub.site_list for kind in kinds]
+    return [
+        fleet_filter(sub.prefix, kind, site=site, share_group=sub.shared_group)
+        for site in sub.site_list
+        for kind in kinds
+    ]
 
 
 def incoming(msg: paho.MQTTMessage) -> Incoming:
@@ -70,24 +73,22 @@ class Collector:
         self._stop = threading.Event()
         self.failure: AgentError | None = None
         self.connected = threading.Event()
+        self._fail_logged: str | None = None
         self._client = self._make_client()
         self._prepared: queue.Queue[tuple[list[Incoming], Prepared] | None] = queue.Queue(2)
         self._parser = threading.Thread(target=self._parse_loop, name="collector-parser", daemon=True)
         self._writer = threading.Thread(target=self._write_loop, name="collector-writer", daemon=True)
 
     def _make_client(self) -> paho.Client:
+        """The shared factory's client (MQTT 5, manual acks); config errors name ``broker.…`` keys."""
         b = self.cfg.broker
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=b.client_id, protocol=paho.MQTTv5, manual_ack=True
+        spec = ClientSpec(
+            b.client_id, "broker", "5", b.username, broker_password(self.cfg), b.tls, manual_ack=True
         )
-        password = broker_password(self.cfg)
-        if b.username is not None or password is not None:
-            client.username_pw_set(b.username, password.reveal() if password is not None else None)
-        if b.tls is not None:
-            client.tls_set_context(tls_context(b.tls))
-            client.tls_insecure_set(b.tls.insecure_skip_verify)
+        client = new_client(spec)
         client.reconnect_delay_set(int(max(1, b.reconnect_min_s)), int(max(1, b.reconnect_max_s)))
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = lambda _c, _u, msg: self._queue.put(incoming(msg))
         return client
@@ -100,7 +101,15 @@ class Collector:
         topics = subscriptions(self.cfg)
         client.subscribe([(t, SubscribeOptions(qos=1)) for t in topics])
         self.connected.set()
+        self._fail_logged = None
         log.info("collector_connected", subscriptions=topics)
+
+    def _on_connect_fail(self, _c: paho.Client, _u: Any) -> None:
+        error = describe_connect_error(sys.exc_info()[1])  # paho calls this inside its `except OSError`
+        if error != self._fail_logged:  # one line per distinct cause, not one per retry
+            self._fail_logged = error
+            b = self.cfg.broker
+            log.error("collector_connect_failed", host=b.host, port=b.port, error=error)
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self.connected.clear()
@@ -151,7 +160,7 @@ class Collector:
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         b = self.cfg.broker
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props = new_properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = b.session_expiry_s
         props.ReceiveMaximum = b.receive_maximum
         self._parser.start()

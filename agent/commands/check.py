@@ -88,11 +88,9 @@ def _credentials(cfg: AgentConfig) -> str:
 
 def _broker(cfg: AgentConfig, timeout: float) -> str:
     """A real MQTT connect with the configured credentials and TLS: a wrong password fails here."""
-    from agent.publish.mqtt import probe
+    from agent.mqtt import ClientSpec, probe
 
-    return probe(
-        cfg.mqtt,
-        cfg.mqtt.client_id or cfg.topic_root.replace("/", "-"),
-        read_password(cfg.mqtt, cfg.base_dir),
-        timeout,
-    )
+    m = cfg.mqtt
+    client_id = f"{m.client_id or cfg.topic_root.replace('/', '-')}-check"
+    spec = ClientSpec.from_mqtt(m, client_id, read_password(m, cfg.base_dir))
+    return probe(spec, m.host, m.port, keepalive=m.keepalive_s, timeout=timeout)

@@ -26,8 +26,9 @@ from agent.drift.window import Verdict, Window, WindowRecorder, evaluate
 from agent.errors import ModelError
 from agent.model.loaded import LoadedModel
 from agent.model.result import InferenceResult
-from agent.pipeline.payloads import envelope
-from agent.publish import Priority, Sink, Topics
+from agent.protocol.payloads import envelope
+from agent.protocol.topics import Topics
+from agent.publish import Priority, Sink
 
 log = structlog.get_logger(__name__)
 

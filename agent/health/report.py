@@ -22,9 +22,10 @@ import structlog
 from agent.config.schema import AgentConfig
 from agent.errors import AgentError, PublishError
 from agent.health import statefile, system
-from agent.pipeline.payloads import encode
 from agent.pipeline.stats import Counters, LatencyWindow
-from agent.publish import Priority, Sink, Topics
+from agent.protocol.payloads import encode
+from agent.protocol.topics import Topics
+from agent.publish import Priority, Sink
 
 if TYPE_CHECKING:
     from agent.drift.monitor import DriftMonitor

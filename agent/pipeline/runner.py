@@ -26,10 +26,11 @@ from agent.model.preprocess import Transform
 from agent.model.result import InferenceResult
 from agent.pipeline.budget import EventSink, OverrunMonitor
 from agent.pipeline.handoff import BoundedQueue, Closed, Handoff, LatestSlot
-from agent.pipeline.payloads import encode, result_payload
 from agent.pipeline.stats import Counters, LatencyWindow
 from agent.pipeline.swap import ModelSlot
-from agent.publish import Priority, Sink, Topics
+from agent.protocol.payloads import encode, result_payload
+from agent.protocol.topics import Topics
+from agent.publish import Priority, Sink
 
 log = structlog.get_logger(__name__)
 

@@ -91,10 +91,10 @@ class CommandRouter:
                 raise CommandError(problem)
             result = command.handler(args)
         except CommandError as exc:
-            log.warning("command refused", command=name, error=str(exc))
+            log.warning("command_refused", command=name, error=str(exc))
             return {"ok": False, "command": name, "error": str(exc)}
         except Exception:  # a handler bug must not reach the network thread or the sender
-            log.exception("command failed", command=name)
+            log.exception("command_failed", command=name)
             return {"ok": False, "command": name, "error": "internal error"}
         return {"ok": True, "command": name, "result": result}
 
@@ -117,7 +117,7 @@ class CommandRouter:
         try:
             self._queue.put_nowait((request, reply))
         except queue.Full:
-            log.warning("command refused: too many pending", command=request.name)
+            log.warning("command_refused_too_many_pending", command=request.name)
             reply(request, {"ok": False, "command": request.name, "error": "busy: too many pending commands"})
 
     def _ensure_worker(self) -> None:
@@ -133,7 +133,7 @@ class CommandRouter:
             try:
                 reply(request, response)
             except Exception:  # the reply path must not kill the worker
-                log.exception("cannot send command reply", command=request.name)
+                log.exception("command_reply_failed", command=request.name)
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the worker after the commands already queued."""
@@ -144,7 +144,7 @@ class CommandRouter:
         try:
             self._queue.put(None, timeout=timeout)
         except queue.Full:
-            log.warning("command worker still busy at shutdown; leaving it", pending=self._queue.qsize())
+            log.warning("command_worker_busy_at_shutdown", pending=self._queue.qsize())
             return
         worker.join(timeout)
 

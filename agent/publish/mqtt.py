@@ -8,17 +8,17 @@ commands into the router's worker. Nothing blocks the caller of :meth:`Publisher
 from __future__ import annotations
 
 import json
-import ssl
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import paho.mqtt.client as paho
 import structlog
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -26,11 +26,11 @@ from paho.mqtt.reasoncodes import ReasonCode
 from agent.config.schema import MqttConfig, OutboxConfig
 from agent.config.secret import Secret
 from agent.errors import PublishError
+from agent.mqtt import ClientSpec, describe_connect_error, new_client, new_properties
+from agent.protocol.topics import Topics, check_publish_topic
 from agent.publish.base import Message, Priority
 from agent.publish.commands import CommandRequest, CommandRouter, reply_topic
 from agent.publish.spool import Spool
-from agent.publish.tls import tls_context
-from agent.publish.topics import Topics, check_publish_topic
 
 log = structlog.get_logger(__name__)
 
@@ -67,10 +67,11 @@ class Publisher:
         self._qos0_sent = self._qos0_dropped = 0
         self._last_error: str | None = None
         self._fail_logged: str | None = None
+        self.stop_reason: str | None = None  # what __exit__ says in the offline status
 
     def _make_client(self, client_id: str, password: Secret | None) -> paho.Client:
         cfg = self._cfg
-        client = new_client(cfg, client_id, password)
+        client = new_client(ClientSpec.from_mqtt(cfg, client_id, password))
         will = {"state": "offline", "reason": "connection lost", "device": self.topics.device}
         client.will_set(self.topics.status, json.dumps(will), qos=1, retain=True)
         client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)  # type: ignore[arg-type]
@@ -95,12 +96,12 @@ class Publisher:
         self._spool.start()
         props = None
         if self._v5:
-            props = _new_properties(PacketTypes.CONNECT)
+            props = new_properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = 0
         self._client.connect_async(self._cfg.host, self._cfg.port, self._cfg.keepalive_s, properties=props)
         self._client.loop_start()
         cfg = self._cfg
-        log.info("connecting to broker", host=cfg.host, port=cfg.port, protocol=cfg.protocol)
+        log.info("mqtt_connecting", host=cfg.host, port=cfg.port, protocol=cfg.protocol)
 
     def stop(self, reason: str, timeout: float = 5.0) -> None:
         """Say offline (retained, with ``reason``), disconnect, and close the outbox. Idempotent."""
@@ -118,7 +119,22 @@ class Publisher:
         if self._router is not None:
             self._router.close(max(0.1, deadline - time.monotonic()))
         self._spool.stop(max(0.5, deadline - time.monotonic()))
-        log.info("publisher stopped", reason=reason)
+        log.info("publisher_stopped", reason=reason)
+
+    def __enter__(self) -> Publisher:
+        """``with Publisher(...) as pub:`` starts it; leaving the block stops it (see :meth:`__exit__`)."""
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        """Stop with ``stop_reason`` (the owner sets it: "SIGTERM", "camera failed"), or the exception
+        that ended the block, so the retained offline status says why. Never swallows the exception."""
+        reason = self.stop_reason
+        if reason is None:
+            reason = "stopped" if exc is None else f"error: {type(exc).__name__}: {exc}".splitlines()[0]
+        self.stop(reason)
 
     @property
     def connected(self) -> bool:
@@ -176,7 +192,7 @@ class Publisher:
     def _properties(self, msg: Message) -> Properties | None:
         if not self._v5 or (msg.content_type is None and not msg.user_properties):
             return None
-        props = _new_properties(PacketTypes.PUBLISH)
+        props = new_properties(PacketTypes.PUBLISH)
         if msg.content_type is not None:
             props.ContentType = msg.content_type
         if msg.user_properties:
@@ -211,13 +227,13 @@ class Publisher:
     def _reply(self, request: CommandRequest, response: dict[str, Any]) -> None:
         props = None
         if self._v5 and request.correlation is not None:
-            props = _new_properties(PacketTypes.PUBLISH)
+            props = new_properties(PacketTypes.PUBLISH)
             props.CorrelationData = request.correlation
         body = json.dumps(response, default=str).encode()
         try:
             self._client.publish(request.reply_topic, body, 1, False, props)
         except ValueError as exc:
-            log.warning("cannot send command reply", topic=request.reply_topic, error=str(exc))
+            log.warning("command_reply_failed", topic=request.reply_topic, error=str(exc))
 
     def refresh_status(self) -> None:
         """Re-publish the retained online status because the app's state changed (the camera, say)."""
@@ -229,7 +245,7 @@ class Publisher:
         try:
             extra = self._status_payload() if state == "online" else {}
         except Exception:  # the app's callback must not prevent the status
-            log.exception("status_payload failed")
+            log.exception("status_payload_failed")
             extra = {}
         doc = {**extra, "state": state, "device": self.topics.device, "ts": int(time.time() * 1000)}
         if reason is not None:
@@ -250,18 +266,20 @@ class Publisher:
         self._connected = True
         self._connects += 1
         self._fail_logged = None
-        log.info("connected to broker", host=self._cfg.host, port=self._cfg.port, connects=self._connects)
+        log.info("mqtt_connected", host=self._cfg.host, port=self._cfg.port, connects=self._connects)
         self._spool.online(self._go_online)
 
     def _on_connect_fail(self, _c: paho.Client, _u: Any) -> None:
         exc = sys.exc_info()[1]  # paho calls this inside its `except OSError`
-        self._note_failure(f"cannot connect to {self._cfg.host}:{self._cfg.port}: {_describe(exc)}")
+        self._note_failure(
+            f"cannot connect to {self._cfg.host}:{self._cfg.port}: {describe_connect_error(exc)}"
+        )
 
     def _note_failure(self, error: str) -> None:
         self._last_error = error
         if error != self._fail_logged:  # one line per distinct cause, not one per retry
             self._fail_logged = error
-            log.error("mqtt connection failed, retrying with backoff", error=error)
+            log.error("mqtt_connect_failed", error=error, retry="with backoff")
 
     def _on_disconnect(self, _c: paho.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
         was = self._connected
@@ -269,7 +287,7 @@ class Publisher:
         self._spool.offline()
         if was and not self._stopped:
             self._last_error = f"connection lost: {rc}"
-            log.warning("connection to broker lost, reconnecting", reason=str(rc))
+            log.warning("mqtt_connection_lost", reason=str(rc), retry="reconnecting")
 
     def _on_publish(self, _c: paho.Client, _u: Any, mid: int, rc: ReasonCode, _p: Any) -> None:
         self._spool.acked(mid, f"{rc} (code {rc.value})" if rc.is_failure else None)
@@ -279,7 +297,7 @@ class Publisher:
         for rc in codes:
             if rc.is_failure:
                 self._last_error = f"subscription to {topic} refused: {rc}"
-                log.error("broker refused the command subscription", topic=topic, reason=str(rc))
+                log.error("mqtt_command_subscription_refused", topic=topic, reason=str(rc))
 
     def _on_message(self, _c: paho.Client, _u: Any, message: paho.MQTTMessage) -> None:
         name = self.topics.command_name(message.topic)
@@ -291,73 +309,6 @@ class Publisher:
         target = reply_topic(message.topic, response_topic)
         request = CommandRequest(name, bytes(message.payload), target, correlation)
         self._router.submit(request, self._reply)
-
-
-def new_client(cfg: MqttConfig, client_id: str, password: Secret | None) -> paho.Client:
-    """A paho client with the configured protocol, credentials and TLS (no callbacks, not connected)."""
-    # The TLS context first: it may refuse the config, and a paho client made before that would leak
-    # the socket pair it opens in its constructor.
-    context = tls_context(cfg.tls) if cfg.tls is not None else None
-    client = paho.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        protocol=paho.MQTTv5 if cfg.protocol == "5" else paho.MQTTv311,
-        clean_session=None if cfg.protocol == "5" else True,
-    )
-    if cfg.username is not None or password is not None:
-        client.username_pw_set(cfg.username, password.reveal() if password is not None else None)
-    if cfg.tls is not None and context is not None:
-        client.tls_set_context(context)
-        # The context checks the hostname itself; paho's own check would use
-        # ssl.match_hostname (gone in Python 3.12) when that is turned off.
-        client.tls_insecure_set(cfg.tls.insecure_skip_verify)
-    return client
-
-
-def probe(cfg: MqttConfig, client_id: str, password: Secret | None, timeout: float) -> str:
-    """Connect once (TCP, TLS, MQTT CONNECT) and disconnect; raise PublishError with the broker's reason."""
-    client = new_client(cfg, f"{client_id}-check", password)
-    outcome: dict[str, str] = {}
-    done = threading.Event()
-
-    def on_connect(_c: paho.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
-        outcome["rc"] = "" if not rc.is_failure else f"broker refused the connection: {rc} (code {rc.value})"
-        done.set()
-
-    client.on_connect = on_connect
-    client.connect_timeout = timeout
-    try:
-        client.connect(cfg.host, cfg.port, keepalive=max(5, cfg.keepalive_s))
-    except (OSError, ssl.SSLError) as exc:
-        raise PublishError(f"cannot connect to {cfg.host}:{cfg.port}: {_describe(exc)}") from exc
-    client.loop_start()
-    try:
-        if not done.wait(timeout):
-            raise PublishError(
-                f"{cfg.host}:{cfg.port} accepted TCP but sent no CONNACK within {timeout:.0f} s"
-            )
-        if outcome["rc"]:
-            raise PublishError(outcome["rc"])
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    return f"{cfg.host}:{cfg.port} accepted MQTT {cfg.protocol}" + (" over TLS" if cfg.tls else "")
-
-
-def _new_properties(packet_type: int) -> Properties:
-    # paho's Properties.__init__ carries no annotations.
-    return Properties(packet_type)  # type: ignore[no-untyped-call]
-
-
-def _describe(exc: BaseException | None) -> str:
-    """One line for a failed connection attempt: TLS failures name the certificate problem."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate verify failed: {exc.verify_message}"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS error: {exc.reason or exc}"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return (str(exc) or type(exc).__name__) if exc is not None else "unknown error"
 
 
 def _wait_published(info: paho.MQTTMessageInfo, deadline: float) -> None:

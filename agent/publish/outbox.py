@@ -111,7 +111,7 @@ class Outbox:
     def _set_aside(self, exc: sqlite3.DatabaseError) -> sqlite3.Connection:
         """A corrupt file is kept for inspection under a new name; a fresh outbox replaces it."""
         aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-        log.error("outbox is corrupt, set aside", path=str(self.path), kept_as=str(aside), error=str(exc))
+        log.error("outbox_corrupt_set_aside", path=str(self.path), kept_as=str(aside), error=str(exc))
         for suffix in ("", "-wal", "-shm"):
             src = Path(f"{self.path}{suffix}")
             if src.exists():
@@ -183,7 +183,7 @@ class Outbox:
         now = time.monotonic()
         if now - self._drop_logged >= _DROP_LOG_EVERY_S:  # one line per burst, the counts say the rest
             self._drop_logged = now
-            log.warning("outbox full, dropping lowest priority first", dropped=dict(self.dropped))
+            log.warning("outbox_full_dropping_lowest_priority", dropped=dict(self.dropped))
 
     def delete(self, ids: Iterable[int]) -> None:
         """Forget acknowledged rows (ids already gone are ignored)."""
@@ -228,7 +228,7 @@ class Outbox:
             total += len(rows)
         if total:
             self.expired += total
-            log.warning("outbox messages expired", count=total, max_age_s=self.max_age_s)
+            log.warning("outbox_messages_expired", count=total, max_age_s=self.max_age_s)
         return total
 
     def close(self) -> None:

@@ -120,7 +120,7 @@ class Spool:
         self._queue.put((_Op.STOP, None))
         self._thread.join(timeout)
         if self._thread.is_alive():
-            log.error("outbox writer did not stop in time", timeout_s=timeout)
+            log.error("outbox_writer_stop_timeout", timeout_s=timeout)
 
     # ---- writer thread ----------------------------------------------------------------------
     def _run(self) -> None:
@@ -198,13 +198,13 @@ class Spool:
         # also drops the connection, so the row stays parked until a restart or its expiry.
         self.rejected += 1
         row = box.get(row_id)
-        log.error("broker refused a message", topic=row.message.topic if row else None, reason=failure)
+        log.error("mqtt_message_refused", topic=row.message.topic if row else None, reason=failure)
 
     def _go_online(self, hook: Callable[[], None]) -> None:
         try:
             hook()
         except Exception:  # the hook belongs to the publisher; it must not end delivery
-            log.exception("on-connect hook failed")
+            log.exception("on_connect_hook_failed")
         self._online = True
 
     def _pump(self, box: Outbox) -> None:
@@ -224,7 +224,7 @@ class Spool:
         try:
             mid = self._transport.send(row.message)
         except PublishError as exc:
-            log.warning("cannot hand a message to the network", error=str(exc))
+            log.warning("mqtt_send_failed", error=str(exc))
             self._online = False
             return False
         self._inflight[mid] = row.id

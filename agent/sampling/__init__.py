@@ -7,7 +7,8 @@
 from __future__ import annotations
 
 from agent.config.schema import AgentConfig
-from agent.publish import Sink, Topics
+from agent.protocol.topics import Topics
+from agent.publish import Sink
 from agent.sampling.commands import register_sampling_commands
 from agent.sampling.sampler import Sampler, Wire
 

@@ -26,13 +26,14 @@ from agent.capture.base import Frame
 from agent.config.observers import SamplingConfig
 from agent.config.schema import DeviceConfig
 from agent.errors import AgentError
-from agent.ids import new_id
 from agent.model.result import InferenceResult
+from agent.protocol.ids import new_id
+from agent.protocol.wire import CONTENT_TYPE, META_PROPERTY, frame
 from agent.publish import Priority, Sink
 from agent.sampling.dedup import DuplicateFilter, dhash
+from agent.sampling.jpeg import fit_jpeg
 from agent.sampling.policies import SNAPSHOT, Policy, build_policies
 from agent.sampling.quota import Clock, Quota
-from agent.sampling.wire import CONTENT_TYPE, META_PROPERTY, fit_jpeg, frame
 
 log = structlog.get_logger(__name__)
 

@@ -12,17 +12,16 @@ from typing import Any
 import jsonschema
 import pytest
 
+from agent.protocol.schema import load_schema
 from tests.support.agentproc import AgentProcess, write_config
 from tests.support.mosquitto import Mosquitto, Subscriber
 from tests.support.paths import DEMO_MODEL, REPO
 
 pytestmark = pytest.mark.integration
 
-SCHEMAS = REPO / "agent" / "schemas"
-
 
 def schema(name: str) -> dict[str, Any]:
-    return json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+    return load_schema(name)
 
 
 @pytest.fixture(scope="module")

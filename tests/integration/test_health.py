@@ -1,6 +1,6 @@
 """Health through the real agent: ``inspection-agent run`` publishing to a real mosquitto.
 
-Checks the retained ``.../health`` reports against agent/schemas/health.schema.json,
+Checks the retained ``.../health`` reports against agent/protocol/schemas/health.schema.json,
 scrapes the Prometheus endpoint over HTTP, and reads health.json back with
 ``inspection-agent status``, while running and after the agent stopped.
 """
@@ -15,12 +15,13 @@ import jsonschema
 import pytest
 import yaml
 
+from agent.protocol.schema import load_schema
 from tests.support.agentproc import AgentProcess, run_agent, write_config
 from tests.support.models import make_package, slow_classifier
 from tests.support.mosquitto import Mosquitto, Subscriber
-from tests.support.paths import REPO, free_port
+from tests.support.paths import free_port
 
-SCHEMA = json.loads((REPO / "agent/schemas/health.schema.json").read_text())
+SCHEMA = load_schema("health")
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 

@@ -16,7 +16,8 @@ import pytest
 
 from agent.config.schema import MqttConfig, OutboxConfig
 from agent.errors import PublishError
-from agent.publish import CommandRouter, Priority, Publisher, Topics
+from agent.protocol.topics import Topics
+from agent.publish import CommandRouter, Priority, Publisher
 from tests.support.mosquitto import Mosquitto, Subscriber, env_without_proxies
 
 pytestmark = pytest.mark.integration
@@ -27,7 +28,8 @@ from pathlib import Path
 import structlog
 structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
 from agent.config.schema import MqttConfig, OutboxConfig
-from agent.publish import Priority, Publisher, Topics
+from agent.publish import Priority, Publisher
+from agent.protocol.topics import Topics
 port, db, prefix, start, count, mode = sys.argv[1:]
 start, count = int(start), int(count)
 topics = Topics(prefix, "s", "l", "d")
@@ -260,6 +262,38 @@ def test_stop_leaves_a_retained_offline_status_with_its_reason(
         (msg,) = late.wait_for(1, 10)
     doc = json.loads(msg[1])
     assert doc["state"] == "offline" and doc["reason"] == "shutdown: SIGTERM"
+
+
+def retained_status(port: int, topics: Topics) -> dict[str, Any]:
+    with Subscriber(port, topics.status) as late:
+        (msg,) = late.wait_for(1, 10)
+    return dict(json.loads(msg[1]))
+
+
+def test_a_with_block_starts_the_publisher_and_stops_it_with_the_owners_reason(
+    mosquitto: Mosquitto, make_publisher: Callable[..., Publisher], unique_prefix: str
+) -> None:
+    topics = Topics(unique_prefix, "s", "l", "d")
+    with make_publisher(mosquitto.port) as pub:
+        assert wait_until(lambda: pub.connected), "entering the block starts it"
+        assert retained_status(mosquitto.port, topics)["state"] == "online"
+        pub.stop_reason = "shutdown: SIGTERM"
+    assert not pub.connected
+    doc = retained_status(mosquitto.port, topics)
+    assert doc["state"] == "offline" and doc["reason"] == "shutdown: SIGTERM"
+    with pytest.raises(PublishError, match="stopped"):
+        pub.publish(topics.event, b"{}", qos=1, priority=Priority.EVENT)
+
+
+def test_an_exception_leaving_the_block_says_offline_with_the_error_and_propagates(
+    mosquitto: Mosquitto, make_publisher: Callable[..., Publisher], unique_prefix: str
+) -> None:
+    topics = Topics(unique_prefix, "s", "l", "d")
+    with pytest.raises(ValueError, match="tick broke"), make_publisher(mosquitto.port) as pub:
+        assert wait_until(lambda: pub.connected)
+        raise ValueError("tick broke\nsecond line")
+    doc = retained_status(mosquitto.port, topics)
+    assert doc["state"] == "offline" and doc["reason"] == "error: ValueError: tick broke"
 
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])

@@ -13,12 +13,22 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from agent.collector.config import load_collector_config
+from agent.collector.index import Index
+from agent.collector.ingest import Ingest
+from agent.collector.messages import Parser
+from agent.collector.service import Collector
+from agent.collector.storage import make_storage
 from agent.config.schema import MqttConfig, OutboxConfig, TlsConfig
 from agent.config.secret import Secret
-from agent.errors import ConfigError
-from agent.publish import CommandRouter, Priority, Publisher, Topics
+from agent.errors import ConfigError, PublishError
+from agent.mqtt import ClientSpec, probe
+from agent.protocol.topics import Topics
+from agent.protocol.wire import frame
+from agent.publish import CommandRouter, Priority, Publisher
 from tests.support.certs import TlsFiles, make_ca
 from tests.support.mosquitto import Mosquitto, Subscriber
+from tests.unit.collector import samples
 
 pytestmark = pytest.mark.integration
 
@@ -123,7 +133,7 @@ def test_hostname_mismatch_fails_unless_explicitly_skipped(
         lax = make_publisher(
             broker.port, host="127.1", tls=TlsConfig(ca_file=str(broker_pki.ca), insecure_skip_verify=True)
         )
-    assert any(e["log_level"] == "warning" and "verification is OFF" in e["event"] for e in logs)
+    assert any(e["log_level"] == "warning" and e["event"] == "mqtt_tls_hostname_check_off" for e in logs)
     lax.start()
     assert wait_until(lambda: lax.connected)
 
@@ -149,7 +159,7 @@ def test_a_wrong_password_is_reported_once_retried_and_never_logged(
     assert not pub.connected and pub.stats()["outbox_depth"] == 1
     # mosquitto 2.0 answers a bad password with "Not authorized" (135); others say 134.
     assert re.search(r"code 13[45]\)", pub.stats()["last_error"])
-    failures = [e for e in logs if e["event"].startswith("mqtt connection failed")]
+    failures = [e for e in logs if e["event"] == "mqtt_connect_failed"]
     assert len(failures) == 1, "one line per distinct cause, not one per retry"
     assert "not-the-password" not in repr(logs)
 
@@ -175,7 +185,7 @@ def test_acl_a_device_publishes_only_under_its_own_root(
         got = sub.wait_for(1, 5)
         time.sleep(0.3)
     assert [m[1] for m in sub.messages] == [b'{"id": "mine"}'] and got
-    refused = [e for e in logs if e["event"] == "broker refused a message"]
+    refused = [e for e in logs if e["event"] == "mqtt_message_refused"]
     assert refused and refused[0]["topic"] == other.defect and "135" in refused[0]["reason"]
     assert pub.stats()["outbox_depth"] == 1  # parked: offered again after a restart only
     assert pub.stats()["rejected"] == 1, "a refused message must not be resent on every reconnect"
@@ -233,3 +243,75 @@ def test_acl_collector_reads_samples_and_defects_but_not_results(
         collector.wait_for(2, 5)
         time.sleep(0.3)
     assert sorted(m[0] for m in collector.messages) == sorted([d1.defect, d1.sample])
+
+
+def collector_over_tls(tmp_path: Path, port: int, prefix: str, tls: str) -> Collector:
+    """An in-process collector (real storage, index and paho client) with ``broker.tls`` = ``tls``."""
+    path = tmp_path / "collector.yaml"
+    path.write_text(
+        f"broker: {{host: 127.0.0.1, port: {port}, client_id: {prefix}-c, tls: {tls},"
+        " reconnect_min_s: 0.1, reconnect_max_s: 0.4}\n"
+        f"subscribe: {{prefix: {prefix}, shared_group: null}}\n"
+        f"storage: {{root: {tmp_path / 'store'}}}\n"
+    )
+    cfg = load_collector_config(path)
+    ingest = Ingest(Parser(cfg), make_storage("local", cfg.root), Index(cfg.index_path))
+    return Collector(cfg, ingest)
+
+
+def test_the_collector_stores_a_sample_over_tls_with_a_client_certificate(
+    mosquitto_factory: Callable[..., Mosquitto], broker_pki: TlsFiles, tmp_path: Path, unique_prefix: str
+) -> None:
+    broker = mosquitto_factory(tls=broker_pki, require_certificate=True)
+    pki = broker_pki
+    tls = f"{{ca_file: {pki.ca}, cert_file: {pki.client_cert}, key_file: {pki.client_key}}}"
+    collector = collector_over_tls(tmp_path, broker.port, unique_prefix, tls)
+    collector.start()
+    try:
+        assert collector.connected.wait(15), broker.log_tail()
+        data = samples.jpeg()
+        doc = samples.meta(data)
+        topic = samples.topic(prefix=unique_prefix)
+        with Subscriber(broker.port, "unused/x", tls=client_tls(broker_pki)) as device:
+            device.publish(topic, frame(json.dumps(doc).encode(), data))
+        assert wait_until(lambda: collector.ingest.counts["stored"] == 1), collector.stats()
+    finally:
+        collector.close(timeout=5)
+        collector.ingest.index.close()
+    assert collector.ingest.counts["quarantined"] == 0
+
+
+def test_the_collector_reports_a_broker_signed_by_another_ca(
+    mosquitto_factory: Callable[..., Mosquitto], broker_pki: TlsFiles, tmp_path: Path, unique_prefix: str
+) -> None:
+    broker = mosquitto_factory(tls=broker_pki)
+    other_ca, _, _ = make_ca(tmp_path / "other", "other-ca")
+    collector = collector_over_tls(tmp_path, broker.port, unique_prefix, f"{{ca_file: {other_ca}}}")
+    with capture_logs() as logs:
+        collector.start()
+        try:
+            assert wait_until(lambda: any(e["event"] == "collector_connect_failed" for e in logs))
+        finally:
+            collector.close(timeout=5)
+            collector.ingest.index.close()
+    failure = next(e for e in logs if e["event"] == "collector_connect_failed")
+    assert "certificate verify failed" in failure["error"] and not collector.connected.is_set()
+
+
+def test_checks_probe_connects_over_tls_and_reports_a_broker_it_cannot_verify(
+    mosquitto_factory: Callable[..., Mosquitto], broker_pki: TlsFiles, tmp_path: Path
+) -> None:
+    broker = mosquitto_factory(tls=broker_pki, require_certificate=True)
+    pki = broker_pki
+    tls = TlsConfig(ca_file=str(pki.ca), cert_file=str(pki.client_cert), key_file=str(pki.client_key))
+    ok = probe(ClientSpec("probe-ok", tls=tls), broker.host, broker.port, keepalive=30, timeout=10)
+    assert ok == f"{broker.host}:{broker.port} accepted MQTT 5 over TLS"
+    other_ca, _, _ = make_ca(tmp_path / "other", "other-ca")
+    with pytest.raises(PublishError, match="certificate verify failed"):
+        probe(
+            ClientSpec("probe-bad", tls=TlsConfig(ca_file=str(other_ca))),
+            broker.host,
+            broker.port,
+            keepalive=30,
+            timeout=10,
+        )

@@ -30,7 +30,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from agent.sampling.wire import CONTENT_TYPE, META_PROPERTY, frame
+from agent.protocol.schema import load_schema
+from agent.protocol.wire import CONTENT_TYPE, META_PROPERTY, frame
 from tests.support.agentproc import AgentProcess, agent_command, run_agent, write_config
 from tests.support.models import make_package, slow_classifier
 from tests.support.mosquitto import HOST, Mosquitto, Subscriber
@@ -39,7 +40,7 @@ from tests.unit.collector.samples import jpeg, jpeg_of_size, meta
 
 pytestmark = pytest.mark.integration
 
-SCHEMA = json.loads((REPO / "agent" / "schemas" / "sample.schema.json").read_text())
+SCHEMA = load_schema("sample")
 
 
 class CollectorProcess:

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 
 from agent.collector.messages import Incoming
-from agent.ids import new_id
-from agent.sampling.wire import CONTENT_TYPE, frame
+from agent.protocol.ids import new_id
+from agent.protocol.wire import CONTENT_TYPE, frame
 
 PREFIX = "inspection"
 

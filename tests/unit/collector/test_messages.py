@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.collector.messages import Incoming
-from agent.sampling.wire import CONTENT_TYPE
+from agent.protocol.wire import CONTENT_TYPE
 from tests.unit.collector.conftest import Parts
 from tests.unit.collector.samples import defect_event, jpeg, meta, topic, v5, v311
 

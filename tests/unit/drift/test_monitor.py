@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -15,11 +14,12 @@ from agent.config import AgentConfig
 from agent.drift.monitor import DriftMonitor
 from agent.model.loaded import LoadedModel, load_model
 from agent.model.result import InferenceResult
-from agent.publish import Priority, Topics
-from tests.support.paths import REPO
+from agent.protocol.schema import load_schema
+from agent.protocol.topics import Topics
+from agent.publish import Priority
 from tests.unit.drift.conftest import Recorder, render
 
-SCHEMA = json.loads((REPO / "agent/schemas/drift.schema.json").read_text())
+SCHEMA = load_schema("drift")
 Observed = tuple[np.ndarray, InferenceResult]
 
 

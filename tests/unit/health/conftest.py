@@ -15,7 +15,7 @@ from agent.config import AgentConfig, load_config
 from agent.errors import PublishError
 from agent.health.report import HealthReporter
 from agent.pipeline.stats import Counters, LatencyWindow
-from agent.publish import Topics
+from agent.protocol.topics import Topics
 
 
 @dataclass

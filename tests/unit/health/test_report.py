@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 
@@ -9,10 +8,10 @@ import structlog
 
 from agent.health import statefile
 from agent.pipeline.stats import LatencyWindow
-from tests.support.paths import REPO
+from agent.protocol.schema import load_schema
 from tests.unit.health.conftest import Rig
 
-SCHEMA = json.loads((REPO / "agent/schemas/health.schema.json").read_text())
+SCHEMA = load_schema("health")
 
 
 def run_frames(rig: Rig, n: int, total_ms: float) -> None:

@@ -21,7 +21,8 @@ from agent.model.loaded import load_model
 from agent.pipeline.runner import Pipeline
 from agent.pipeline.supervisor import Supervisor
 from agent.pipeline.swap import ModelSlot
-from agent.publish import Priority, Topics
+from agent.protocol.topics import Topics
+from agent.publish import Priority
 from agent.sdnotify import Notifier
 from tests.support.models import make_package, slow_classifier
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import jsonschema
@@ -12,14 +11,14 @@ import pytest
 from agent.capture.base import Frame
 from agent.config.schema import DeviceConfig
 from agent.model.result import Detection, InferenceResult
-from agent.pipeline.payloads import event_payload, result_payload
-from tests.support.paths import REPO
+from agent.protocol.payloads import event_payload, result_payload
+from agent.protocol.schema import load_schema
 
 DEVICE = DeviceConfig(id="cam-01", site="plant-a", line="line-3")
 
 
 def schema(name: str) -> dict[str, object]:
-    return dict(json.loads((REPO / "agent" / "schemas" / f"{name}.schema.json").read_text()))
+    return load_schema(name)
 
 
 def test_result_with_detections_and_anomaly_validates() -> None:

@@ -11,14 +11,15 @@ import jsonschema
 import pytest
 
 from agent.config.schema import MqttConfig, OutboxConfig
-from agent.publish import CommandRouter, Publisher, Topics
+from agent.protocol.schema import load_schema
+from agent.protocol.topics import Topics
+from agent.publish import CommandRouter, Publisher
 
 REPO = Path(__file__).resolve().parents[3]
-SCHEMAS = REPO / "agent" / "schemas"
 
 
 def validator(name: str) -> jsonschema.Draft202012Validator:
-    schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+    schema = load_schema(name)
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema)
 

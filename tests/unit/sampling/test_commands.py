@@ -9,7 +9,8 @@ from pathlib import Path
 import yaml
 
 from agent.config import load_config
-from agent.publish import CommandRouter, Topics
+from agent.protocol.topics import Topics
+from agent.publish import CommandRouter
 from agent.sampling import build_sampler, register_sampling_commands
 from tests.unit.sampling.helpers import Sink, frame, make, payload, result
 

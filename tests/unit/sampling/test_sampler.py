@@ -13,13 +13,13 @@ import pytest
 
 from agent.config.observers import QuotaConfig, SamplingPolicyConfig
 from agent.errors import PublishError
+from agent.protocol.schema import load_schema
+from agent.protocol.wire import CONTENT_TYPE, unframe
 from agent.publish import Priority
-from agent.sampling.wire import CONTENT_TYPE, unframe
-from tests.support.paths import REPO
 from tests.unit.sampling.helpers import TOPIC, Clock, Sink, frame, make, payload, result
 
 LOW = SamplingPolicyConfig(enabled=True, min_score=0.3, max_score=0.9)
-SCHEMA = json.loads((REPO / "agent" / "schemas" / "sample.schema.json").read_text())
+SCHEMA = load_schema("sample")
 
 
 def test_only_unsure_frames_are_sent_with_image_and_metadata(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from agent.config.schema import AgentConfig, CameraConfig, DeviceConfig, ModelConfig, MqttConfig
 from agent.errors import ConfigError
-from agent.publish.topics import Topics, check_publish_topic
+from agent.protocol.topics import Topics, check_publish_topic
 
 
 def test_every_topic_hangs_under_the_device_root() -> None:

@@ -1,15 +1,57 @@
-"""Result and event payloads: the JSON documented in docs/mqtt.md and agent/schemas/."""
+"""Result and event payloads: the JSON documented in docs/mqtt.md and agent/protocol/schemas/.
+
+The builders take the few fields they need through small Protocols, not the capture and model
+types themselves, so the contract depends on nothing above it and the collector can share it.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
-from agent.capture.base import Frame
 from agent.config.schema import DeviceConfig
-from agent.ids import new_id
-from agent.model.result import InferenceResult
+from agent.protocol.ids import new_id
+
+
+class FrameInfo(Protocol):
+    """What a result says about its frame (``agent.capture.base.Frame`` has it)."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def ts_ms(self) -> int: ...
+    @property
+    def ref(self) -> str | None: ...
+
+
+class DetectionInfo(Protocol):
+    """One detected object, its box normalised to the frame (``agent.model.result.Detection``)."""
+
+    @property
+    def label(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def box(self) -> tuple[float, float, float, float]: ...
+
+
+class ResultInfo(Protocol):
+    """The model's decision on one frame (``agent.model.result.InferenceResult`` has it)."""
+
+    @property
+    def label(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def scores(self) -> Mapping[str, float]: ...
+    @property
+    def is_defect(self) -> bool: ...
+    @property
+    def detections(self) -> Sequence[DetectionInfo]: ...
+    @property
+    def anomaly_score(self) -> float | None: ...
 
 
 def _r(value: float) -> float:
@@ -19,8 +61,8 @@ def _r(value: float) -> float:
 def result_payload(
     *,
     device: DeviceConfig,
-    frame: Frame,
-    result: InferenceResult,
+    frame: FrameInfo,
+    result: ResultInfo,
     model: dict[str, Any],
     latency: tuple[float, ...],
     budget_ms: float,

@@ -112,3 +112,24 @@ def check_publish_topic(topic: str) -> str | None:
     if len(topic.encode("utf-8", "surrogatepass")) > _MAX_TOPIC_BYTES:
         return "topic is longer than 65535 bytes"
     return None
+
+
+def fleet_filter(prefix: str, kind: str, *, site: str = "+", share_group: str | None = None) -> str:
+    """The subscription for every device's ``kind`` topic under ``prefix`` (one site or ``+`` for all).
+
+    With ``share_group`` it is an MQTT 5 shared subscription: the group's members split the messages.
+    """
+    share = f"$share/{share_group}/" if share_group else ""
+    return f"{share}{prefix}/{site}/+/+/{kind}"
+
+
+def split_device_topic(prefix: str, topic: str) -> tuple[str, str, str, str] | None:
+    """(site, line, device, kind) of ``{prefix}/{site}/{line}/{device}/{kind}``; None for any other topic."""
+    head = f"{prefix}/"
+    if not topic.startswith(head):
+        return None
+    levels = topic[len(head) :].split("/")
+    if len(levels) != 4:
+        return None
+    site, line, device, kind = levels
+    return site, line, device, kind
