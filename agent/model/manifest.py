@@ -13,9 +13,7 @@ from typing import Any, Literal
 from agent.config.loader import read_yaml
 from agent.config.typed import build
 from agent.errors import ConfigError, ModelError
-
-RuntimeKind = Literal["tflite", "onnx"]
-SUFFIX_RUNTIME: dict[str, RuntimeKind] = {".tflite": "tflite", ".onnx": "onnx"}
+from agent.runtimes.base import SUFFIX_RUNTIME, RuntimeKind
 
 Problems = list[tuple[str, str]]
 
