@@ -15,6 +15,9 @@ from agent.config.typed import build
 from agent.errors import ConfigError, ModelError
 from agent.runtimes.base import SUFFIX_RUNTIME, RuntimeKind
 
+# Each task has one postprocessor module (agent/model/postprocess/TASK_MODULES).
+Task = Literal["classification", "detection", "anomaly"]
+
 Problems = list[tuple[str, str]]
 
 
@@ -74,7 +77,7 @@ class Thresholds:
 class Manifest:
     name: str
     version: str
-    task: Literal["classification", "detection", "anomaly"]
+    task: Task
     file: str | dict[str, str]
     sha256: str | dict[str, str]
     input: InputSpec
