@@ -19,10 +19,10 @@ from agent.errors import ConfigError
 from agent.publish import CommandRouter, Priority, Publisher, Topics
 from tests.support.certs import TlsFiles, make_ca
 from tests.support.mosquitto import Mosquitto, Subscriber
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 PASSWORDS = {"d1": "pw-d1", "d2": "pw-d2", "collector": "pw-c", "operator": "pw-o"}
 
 

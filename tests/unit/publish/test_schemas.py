@@ -12,8 +12,8 @@ import pytest
 
 from agent.config.schema import MqttConfig, OutboxConfig
 from agent.publish import CommandRouter, Publisher, Topics
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[3]
 SCHEMAS = REPO / "agent" / "schemas"
 
 
