@@ -16,6 +16,7 @@ import queue
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,35 +66,36 @@ def _rate(frames: int, seconds: float) -> dict[str, Any]:
     return {"frames": frames, "seconds": round(seconds, 6), "fps": frames / seconds}
 
 
-def invoke(cfg: AgentConfig, frames: int) -> dict[str, Any]:
-    model = _model(cfg)
-    source = open_source(_replay_config(cfg).camera, cfg.base_dir)
-    source.open()
-    frame = source.read()
-    assert frame is not None
-    tensor, _ = model.preprocess(frame.image)
+def _timed(frames: int, step: Callable[[], object]) -> dict[str, Any]:
+    """Run ``step`` ``frames`` times: the rate over what ran and each step's latency percentiles."""
     times = []
     start = time.perf_counter()
     for _ in range(frames):
         t = time.perf_counter()
-        model.run(tensor)
+        step()
         times.append(time.perf_counter() - t)
     return _rate(len(times), time.perf_counter() - start) | {"latency_ms": _ms(times)}
+
+
+def _read(src: FrameSource) -> Frame:
+    frame = src.read()
+    assert frame is not None  # replay loops forever
+    return frame
+
+
+def invoke(cfg: AgentConfig, frames: int) -> dict[str, Any]:
+    model = _model(cfg)
+    src = open_source(_replay_config(cfg).camera, cfg.base_dir)
+    src.open()
+    tensor, _ = model.preprocess(_read(src).image)
+    return _timed(frames, lambda: model.run(tensor))
 
 
 def source(cfg: AgentConfig, frames: int) -> dict[str, Any]:
     model = _model(cfg)
     src = open_source(_replay_config(cfg).camera, cfg.base_dir)
     src.open()
-    times = []
-    start = time.perf_counter()
-    for _ in range(frames):
-        t = time.perf_counter()
-        frame = src.read()
-        assert frame is not None
-        model.preprocess(frame.image)
-        times.append(time.perf_counter() - t)
-    return _rate(len(times), time.perf_counter() - start) | {"latency_ms": _ms(times)}
+    return _timed(frames, lambda: model.preprocess(_read(src).image))
 
 
 def _naive_step(cfg: AgentConfig, model: LoadedModel, frame: Frame, sink: NullSink, topic: str) -> float:
@@ -117,15 +119,7 @@ def naive(cfg: AgentConfig, frames: int) -> dict[str, Any]:
     src = open_source(_replay_config(cfg).camera, cfg.base_dir)
     src.open()
     sink, topic = NullSink(), Topics.from_config(cfg).result
-    times = []
-    start = time.perf_counter()
-    for _ in range(frames):
-        t = time.perf_counter()
-        frame = src.read()
-        assert frame is not None
-        _naive_step(cfg, model, frame, sink, topic)
-        times.append(time.perf_counter() - t)
-    return _rate(len(times), time.perf_counter() - start) | {"latency_ms": _ms(times)}
+    return _timed(frames, lambda: _naive_step(cfg, model, _read(src), sink, topic))
 
 
 def _build_pipeline(cfg: AgentConfig, factory: Any) -> Pipeline:
@@ -205,11 +199,7 @@ class MemoryCamera:
 def _decoded(cfg: AgentConfig, n: int = 32) -> list[np.ndarray]:
     src: FrameSource = open_source(_replay_config(cfg).camera, cfg.base_dir)
     src.open()
-    images = []
-    for _ in range(n):
-        frame = src.read()
-        assert frame is not None
-        images.append(frame.image)
+    images = [_read(src).image for _ in range(n)]
     src.close()
     return images
 
