@@ -16,6 +16,7 @@ import queue
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,35 +62,41 @@ def _ms(samples: list[float]) -> dict[str, float]:
     return {"p50": round(float(p[0]), 3), "p95": round(float(p[1]), 3), "p99": round(float(p[2]), 3)}
 
 
-def invoke(cfg: AgentConfig, frames: int) -> dict[str, Any]:
-    model = _model(cfg)
-    source = open_source(_replay_config(cfg).camera, cfg.base_dir)
-    source.open()
-    frame = source.read()
-    assert frame is not None
-    tensor, _ = model.preprocess(frame.image)
+def _rate(frames: int, seconds: float) -> dict[str, Any]:
+    """What a rate was computed from, reported beside it so a reader (or test) can check it."""
+    return {"frames": frames, "seconds": round(seconds, 6), "fps": frames / seconds}
+
+
+def _timed(frames: int, step: Callable[[], object]) -> dict[str, Any]:
+    """Run ``step`` ``frames`` times: the rate over what ran and each step's latency percentiles."""
     times = []
     start = time.perf_counter()
     for _ in range(frames):
         t = time.perf_counter()
-        model.run(tensor)
+        step()
         times.append(time.perf_counter() - t)
-    return {"fps": frames / (time.perf_counter() - start), "latency_ms": _ms(times)}
+    return _rate(len(times), time.perf_counter() - start) | {"latency_ms": _ms(times)}
+
+
+def _read(src: FrameSource) -> Frame:
+    frame = src.read()
+    assert frame is not None  # replay loops forever
+    return frame
+
+
+def invoke(cfg: AgentConfig, frames: int) -> dict[str, Any]:
+    model = _model(cfg)
+    src = open_source(_replay_config(cfg).camera, cfg.base_dir)
+    src.open()
+    tensor, _ = model.preprocess(_read(src).image)
+    return _timed(frames, lambda: model.run(tensor))
 
 
 def source(cfg: AgentConfig, frames: int) -> dict[str, Any]:
     model = _model(cfg)
     src = open_source(_replay_config(cfg).camera, cfg.base_dir)
     src.open()
-    times = []
-    start = time.perf_counter()
-    for _ in range(frames):
-        t = time.perf_counter()
-        frame = src.read()
-        assert frame is not None
-        model.preprocess(frame.image)
-        times.append(time.perf_counter() - t)
-    return {"fps": frames / (time.perf_counter() - start), "latency_ms": _ms(times)}
+    return _timed(frames, lambda: model.preprocess(_read(src).image))
 
 
 def _naive_step(cfg: AgentConfig, model: LoadedModel, frame: Frame, sink: NullSink, topic: str) -> float:
@@ -113,15 +120,7 @@ def naive(cfg: AgentConfig, frames: int) -> dict[str, Any]:
     src = open_source(_replay_config(cfg).camera, cfg.base_dir)
     src.open()
     sink, topic = NullSink(), Topics.from_config(cfg).result
-    times = []
-    start = time.perf_counter()
-    for _ in range(frames):
-        t = time.perf_counter()
-        frame = src.read()
-        assert frame is not None
-        _naive_step(cfg, model, frame, sink, topic)
-        times.append(time.perf_counter() - t)
-    return {"fps": frames / (time.perf_counter() - start), "latency_ms": _ms(times)}
+    return _timed(frames, lambda: _naive_step(cfg, model, _read(src), sink, topic))
 
 
 def _build_pipeline(cfg: AgentConfig, factory: Any) -> Pipeline:
@@ -142,22 +141,31 @@ def _build_pipeline(cfg: AgentConfig, factory: Any) -> Pipeline:
     )
 
 
-def _pipeline(cfg: AgentConfig, factory: Any, frames: int) -> tuple[Pipeline, float]:
+def _run_until(p: Pipeline, frames: int) -> None:
+    """Wait until ``frames`` are inspected; a pipeline that stopped early fails the variant."""
+    while p.counters.inspected < frames and p.failure is None:
+        time.sleep(0.005)
+    if p.failure is not None:  # a figure from a pipeline that stopped early would flatter it
+        p.stop()
+        raise SystemExit(f"the pipeline stopped after {p.counters.inspected} frames: {p.failure}")
+
+
+def _pipeline(cfg: AgentConfig, factory: Any, frames: int) -> tuple[Pipeline, dict[str, Any]]:
+    """Run the pipeline for ``frames`` inspections; it and the rate measured up to that point."""
     p = _build_pipeline(cfg, factory)
     p.start()
     start = time.perf_counter()
-    while p.counters.inspected < frames and p.failure is None:
-        time.sleep(0.005)
-    elapsed = time.perf_counter() - start
+    _run_until(p, frames)
+    rate = _rate(p.counters.inspected, time.perf_counter() - start)  # before stop() drains the queue
     p.stop()
-    return p, elapsed
+    return p, rate
 
 
 def pipeline(cfg: AgentConfig, frames: int) -> dict[str, Any]:
     replay = _replay_config(cfg)
-    p, elapsed = _pipeline(replay, lambda: open_source(replay.camera, replay.base_dir), frames)
+    p, rate = _pipeline(replay, lambda: open_source(replay.camera, replay.base_dir), frames)
     totals = p.latency.percentiles()
-    return {"fps": p.counters.inspected / elapsed, "latency_ms": totals.get("total", {}), "stages": totals}
+    return rate | {"latency_ms": totals.get("total", {}), "stages": totals}
 
 
 class MemoryCamera:
@@ -192,11 +200,7 @@ class MemoryCamera:
 def _decoded(cfg: AgentConfig, n: int = 32) -> list[np.ndarray]:
     src: FrameSource = open_source(_replay_config(cfg).camera, cfg.base_dir)
     src.open()
-    images = []
-    for _ in range(n):
-        frame = src.read()
-        assert frame is not None
-        images.append(frame.image)
+    images = [_read(src).image for _ in range(n)]
     src.close()
     return images
 
@@ -217,11 +221,11 @@ def overload_pipeline(cfg: AgentConfig, frames: int, factor: float) -> dict[str,
     fps = factor * inspection_capacity(cfg, images)
     live = dataclasses.replace(cfg, camera=dataclasses.replace(cfg.camera, live=True, realtime=True))
     object.__setattr__(live, "base_dir", cfg.base_dir)
-    p, elapsed = _pipeline(live, lambda: MemoryCamera(images, fps), frames)
+    p, rate = _pipeline(live, lambda: MemoryCamera(images, fps), frames)
     c = p.counters
     return {
         "offered_fps": fps,
-        "fps": c.inspected / elapsed,
+        **rate,
         "age_ms": p.latency.percentiles().get("total", {}),
         "dropped": c.dropped,
         "stale": c.stale,
@@ -243,11 +247,14 @@ def overload_naive(cfg: AgentConfig, frames: int, factor: float) -> dict[str, An
 
     threading.Thread(target=produce, daemon=True).start()
     sink, topic = NullSink(), Topics.from_config(cfg).result
+    start = time.perf_counter()
     ages = [_naive_step(cfg, model, buffered.get(), sink, topic) for _ in range(frames)]
+    elapsed = time.perf_counter() - start
     stop.set()
     first, last = ages[: len(ages) // 10], ages[-len(ages) // 10 :]
     return {
         "offered_fps": fps,
+        **_rate(len(ages), elapsed),
         "age_ms": _ms(ages),
         "age_first_tenth_ms": _ms(first),
         "age_last_tenth_ms": _ms(last),
@@ -266,16 +273,14 @@ def soak(cfg: AgentConfig, frames: int) -> dict[str, Any]:
     p = _build_pipeline(replay, lambda: open_source(replay.camera, replay.base_dir))
     p.start()
     warm = max(1, frames // 10)
-    while p.counters.inspected < warm:
-        time.sleep(0.01)
-    start_rss, start = _rss_mb(), time.perf_counter()
-    while p.counters.inspected < frames and p.failure is None:
-        time.sleep(0.05)
-    end_rss = _rss_mb()
+    _run_until(p, warm)
+    start_rss, start, done = _rss_mb(), time.perf_counter(), p.counters.inspected
+    _run_until(p, frames)
+    inspected, elapsed, end_rss = p.counters.inspected, time.perf_counter() - start, _rss_mb()
     p.stop()
     return {
-        "frames": p.counters.inspected,
-        "fps": (p.counters.inspected - warm) / (time.perf_counter() - start),
+        **_rate(inspected - done, elapsed),  # the rate after warm-up
+        "inspected": inspected,
         "rss_after_warmup_mb": round(start_rss, 1),
         "rss_end_mb": round(end_rss, 1),
         "rss_growth_mb": round(end_rss - start_rss, 2),

@@ -112,7 +112,7 @@ def bench(args: argparse.Namespace) -> int:
     if "soak" in results:
         s = results["soak"]
         w(
-            f"soak: {s['frames']} frames at {s['fps']:.1f} fps; "
+            f"soak: {s['inspected']} frames at {s['fps']:.1f} fps; "
             f"RSS {s['rss_after_warmup_mb']:.1f} MB after warm-up, "
             f"{s['rss_end_mb']:.1f} MB at the end ({s['rss_growth_mb']:+.2f} MB)\n"
         )

@@ -13,9 +13,10 @@ from typing import Any, Literal
 from agent.config.loader import read_yaml
 from agent.config.typed import build
 from agent.errors import ConfigError, ModelError
+from agent.runtimes.base import SUFFIX_RUNTIME, RuntimeKind
 
-RuntimeKind = Literal["tflite", "onnx"]
-SUFFIX_RUNTIME: dict[str, RuntimeKind] = {".tflite": "tflite", ".onnx": "onnx"}
+# Each task has one postprocessor module (agent/model/postprocess/TASK_MODULES).
+Task = Literal["classification", "detection", "anomaly"]
 
 Problems = list[tuple[str, str]]
 
@@ -76,7 +77,7 @@ class Thresholds:
 class Manifest:
     name: str
     version: str
-    task: Literal["classification", "detection", "anomaly"]
+    task: Task
     file: str | dict[str, str]
     sha256: str | dict[str, str]
     input: InputSpec

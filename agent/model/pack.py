@@ -22,10 +22,10 @@ from agent.config.schema import ModelConfig
 from agent.errors import ConfigError, ModelError
 from agent.model.golden import DEFAULT_TOLERANCE, compute_expected, golden_images, write_expected
 from agent.model.loaded import LoadedModel
-from agent.model.manifest import SUFFIX_RUNTIME, RuntimeKind
 from agent.model.package import MANIFEST, file_sha256, inside, open_package
 from agent.model.signing import write_checksums
 from agent.runtimes import open_runtime
+from agent.runtimes.base import SUFFIX_RUNTIME, RuntimeKind
 
 GOLDEN_DIR = "golden"
 LABELS_FILE = "labels.txt"

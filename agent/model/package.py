@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Literal
 
 from agent.errors import ModelError
-from agent.model.manifest import Manifest, RuntimeKind, read_manifest
+from agent.model.manifest import Manifest, read_manifest
+from agent.runtimes.base import RuntimeKind
 
 MANIFEST = "manifest.yaml"
 

@@ -19,10 +19,11 @@ from agent.config.schema import ModelConfig
 from agent.errors import AgentError
 from agent.model.golden import check_golden, golden_images, read_image
 from agent.model.loaded import LoadedModel
-from agent.model.manifest import Manifest, RuntimeKind, read_manifest
+from agent.model.manifest import Manifest, read_manifest
 from agent.model.package import MANIFEST, choose_runtime, inside, open_package
 from agent.model.signing import CHECKSUMS, SIGNATURE, verify_checksums, verify_signature
 from agent.runtimes import open_runtime
+from agent.runtimes.base import RuntimeKind
 
 SUPPORTED_INPUT_DTYPES = (np.float32, np.float16, np.uint8, np.int8)
 FRAME_SHAPE = (480, 640, 3)  # a camera-sized frame, so latency includes a real resize

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agent.config.schema import ModelConfig
-from agent.model.manifest import RuntimeKind
-from agent.runtimes.base import Runtime, TensorSpec
+from agent.runtimes.base import Runtime, RuntimeKind, TensorSpec
 
 __all__ = ["Runtime", "TensorSpec", "open_runtime"]
 

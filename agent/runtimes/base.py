@@ -9,9 +9,14 @@ pre/postprocessing can (de)quantize without any extra settings.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
+
+# The runtimes this package can load, named here (the lower layer) so the model package
+# can refer to them without runtimes ever importing agent.model.
+RuntimeKind = Literal["tflite", "onnx"]
+SUFFIX_RUNTIME: dict[str, RuntimeKind] = {".tflite": "tflite", ".onnx": "onnx"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +37,7 @@ class TensorSpec:
 class Runtime(Protocol):
     """A loaded model that runs tensors."""
 
-    name: str  # "tflite" or "onnx"
+    name: RuntimeKind
 
     @property
     def inputs(self) -> tuple[TensorSpec, ...]: ...

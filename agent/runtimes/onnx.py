@@ -9,7 +9,7 @@ import numpy as np
 import structlog
 
 from agent.errors import ModelError, RuntimeMissingError, first_line
-from agent.runtimes.base import TensorSpec
+from agent.runtimes.base import RuntimeKind, TensorSpec
 
 log = structlog.get_logger(__name__)
 
@@ -43,7 +43,7 @@ def _spec(arg: Any) -> TensorSpec:
 
 
 class OnnxRuntime:
-    name = "onnx"
+    name: RuntimeKind = "onnx"
 
     def __init__(self, model_file: Path, *, threads: int = 1, providers: list[str] | None = None) -> None:
         ort = _import_ort()

@@ -16,7 +16,7 @@ import numpy as np
 import structlog
 
 from agent.errors import ModelError, RuntimeMissingError, first_line
-from agent.runtimes.base import TensorSpec
+from agent.runtimes.base import RuntimeKind, TensorSpec
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +44,7 @@ def _spec(detail: dict[str, Any]) -> TensorSpec:
 
 
 class TFLiteRuntime:
-    name = "tflite"
+    name: RuntimeKind = "tflite"
 
     def __init__(self, model_file: Path, *, threads: int = 1, delegates: list[str] | None = None) -> None:
         module = _import_interpreter()

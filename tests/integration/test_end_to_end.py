@@ -116,12 +116,12 @@ def test_broker_down_at_start_keeps_defects_in_the_outbox_until_it_comes(
     )
     try:
         with AgentProcess(cfg) as agent:
-            waiting = _wait_for_log(agent, "source_finished_draining_outbox", 60)
+            waiting = agent.wait_for_log("source_finished_draining_outbox", 60)
             assert waiting["outbox_depth"] > 0 and not waiting["connected"]  # it ran on without a broker
             broker.start()
             with Subscriber(broker.port, f"{unique_prefix}/plant-a/line-3/cam-01/defect") as sub:
                 assert agent.wait(60) == 0, agent.output
-                stopped = _wait_for_log(agent, "agent_stopped", 1)
+                stopped = agent.wait_for_log("agent_stopped", 1)
                 got = sub.wait_for(stopped["defects"], timeout=10)
         ids = {json.loads(p)["id"] for _, p, _ in got}
         assert (
@@ -131,13 +131,11 @@ def test_broker_down_at_start_keeps_defects_in_the_outbox_until_it_comes(
         broker.kill()
 
 
-def _wait_for_log(agent: AgentProcess, event: str, timeout: float) -> dict[str, Any]:
-    """The agent's JSON log line for ``event``, waiting for it to appear."""
-    deadline = time.monotonic() + timeout
-    while True:
-        for line in agent.output.splitlines():
-            if f'"event": "{event}"' in line:
-                return dict(json.loads(line))
-        assert agent.proc.poll() is None or time.monotonic() < deadline, agent.output
-        assert time.monotonic() < deadline, agent.output
-        time.sleep(0.1)
+def test_waiting_for_a_log_line_fails_as_soon_as_the_agent_exits(tmp_path: Path) -> None:
+    """The helper above must not sit out its whole timeout on an agent that already died."""
+    cfg = write_config(tmp_path, port=9, prefix="gone", source=f"dir:{tmp_path / 'no-such-dir'}")
+    with AgentProcess(cfg) as agent:
+        started = time.monotonic()
+        with pytest.raises(AssertionError, match=r"agent exited \(\d+\) without logging agent_never_logs"):
+            agent.wait_for_log("agent_never_logs", timeout=120)
+        assert time.monotonic() - started < 60  # it exits within seconds; the deadline was never reached

@@ -25,13 +25,12 @@ from typing import Any
 import pytest
 
 from agent import modelstore as ms
-from tests.support.paths import free_port
+from tests.support.paths import REPO, free_port
 from tests.support.sshd import SshServer
 from tests.unit.deploy.packages import break_manifest_checksum, make_package, make_tarball, truncate_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 DEVICE_PYTHON = f"env PYTHONPATH={shlex.quote(str(REPO))} {shlex.quote(sys.executable)}"
 
 VALIDATE = textwrap.dedent(

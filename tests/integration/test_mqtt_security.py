@@ -28,11 +28,11 @@ from agent.protocol.wire import frame
 from agent.publish import CommandRouter, Priority, Publisher
 from tests.support.certs import TlsFiles, make_ca
 from tests.support.mosquitto import Mosquitto, Subscriber
+from tests.support.paths import REPO
 from tests.unit.collector import samples
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 PASSWORDS = {"d1": "pw-d1", "d2": "pw-d2", "collector": "pw-c", "operator": "pw-o"}
 
 

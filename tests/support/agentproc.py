@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -125,6 +127,28 @@ class AgentProcess:
         if not self._log.closed:
             self._log.flush()
         return self.log_path.read_text(errors="replace")
+
+    def log_event(self, event: str) -> dict[str, Any] | None:
+        """The first JSON log line whose event is ``event``, or None."""
+        for line in self.output.splitlines():
+            if line.startswith("{") and f'"event": "{event}"' in line:
+                return dict(json.loads(line))
+        return None
+
+    def wait_for_log(self, event: str, timeout: float) -> dict[str, Any]:
+        """The JSON log line for ``event``, waiting up to ``timeout`` seconds for it.
+
+        Fails at once (not at the deadline) when the agent exits without having logged it.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            exited = self.proc.poll()  # read before the log: an exit seen here means the log is whole
+            found = self.log_event(event)
+            if found is not None:
+                return found
+            assert exited is None, f"agent exited ({exited}) without logging {event}:\n{self.output}"
+            assert time.monotonic() < deadline, f"no {event} within {timeout} s:\n{self.output}"
+            time.sleep(0.1)
 
 
 def run_agent(

@@ -36,7 +36,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from tests.support.certs import TlsFiles, make_pki
-from tests.support.paths import free_port
+from tests.support.paths import REPO, free_port
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
@@ -336,5 +336,5 @@ def broker_pki(tmp_path: Path) -> TlsFiles:
 def env_without_proxies() -> dict[str, str]:
     """The environment for a helper subprocess, with the repository importable."""
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = str(REPO)
     return env

@@ -14,9 +14,8 @@ import pytest
 
 from agent import modelstore as ms
 from agent.errors import ModelError
+from tests.support.paths import REPO
 from tests.unit.deploy.packages import break_manifest_checksum, make_package, make_tarball, truncate_model
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def installed(tmp_path: Path, store: Path, *versions: str) -> None:

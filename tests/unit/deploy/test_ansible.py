@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-ANSIBLE = Path(__file__).resolve().parents[3] / "deploy" / "ansible"
+from tests.support.paths import REPO
+
+ANSIBLE = REPO / "deploy" / "ansible"
 
 
 @pytest.mark.skipif(shutil.which("ansible-playbook") is None, reason="ansible-playbook not installed")

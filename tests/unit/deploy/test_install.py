@@ -12,9 +12,9 @@ import pytest
 
 from agent import modelstore as ms
 from agent.config import load_config
+from tests.support.paths import REPO
 from tests.unit.deploy.packages import make_package
 
-REPO = Path(__file__).resolve().parents[3]
 INSTALL = REPO / "deploy" / "install.sh"
 
 

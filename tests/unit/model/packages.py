@@ -16,9 +16,10 @@ import cv2
 import numpy as np
 import yaml
 
-REPO = Path(__file__).resolve().parents[3]
+from tests.support.paths import DEMO_MODEL, REPO
+
 FIXTURES = REPO / "tests" / "fixtures" / "models"
-DEMO = REPO / "models" / "demo-defects" / "1.0.0"
+DEMO = DEMO_MODEL
 
 _CLS = {"task": "classification", "labels": ["ok", "scratch", "dent"], "budget_ms": 2000}
 _RGB32 = {"width": 32, "height": 32, "color": "RGB"}

@@ -12,8 +12,8 @@ import pytest
 from agent.errors import PublishError
 from agent.publish.base import Message, Priority
 from agent.publish.outbox import Outbox
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[3]
 SIZE = 103  # bytes one msg() costs: 100 of payload and the 3-byte topic
 
 

@@ -14,8 +14,7 @@ from agent.config.schema import MqttConfig, OutboxConfig
 from agent.protocol.schema import load_schema
 from agent.protocol.topics import Topics
 from agent.publish import CommandRouter, Publisher
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.support.paths import REPO
 
 
 def validator(name: str) -> jsonschema.Draft202012Validator:

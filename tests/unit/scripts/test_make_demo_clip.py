@@ -13,7 +13,9 @@ import cv2
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "make_demo_clip.py"
+from tests.support.paths import REPO
+
+SCRIPT = REPO / "scripts" / "make_demo_clip.py"
 
 
 def _load() -> ModuleType:

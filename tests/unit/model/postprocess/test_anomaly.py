@@ -7,12 +7,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agent.config.typed import build
 from agent.errors import ModelError
-from agent.model.anomaly import AnomalyPostprocessor
-from agent.model.manifest import Manifest
+from agent.model.postprocess.anomaly import AnomalyPostprocessor
 from agent.model.preprocess import Transform
 from agent.runtimes.base import TensorSpec
+from tests.unit.model.postprocess.manifests import manifest
 
 T = Transform(8, 8, 1.0, 1.0, 0.0, 0.0)
 F32 = np.dtype(np.float32)
@@ -26,19 +25,7 @@ def post(
     zero: int = 0,
     **overrides: Any,
 ) -> AnomalyPostprocessor:
-    doc: dict[str, Any] = {
-        "name": "a",
-        "version": "1",
-        "task": "anomaly",
-        "file": "m.onnx",
-        "sha256": "0" * 64,
-        "budget_ms": 5,
-        "labels": list(labels),
-        "input": {"width": 8, "height": 8},
-    }
-    doc.update(overrides)
-    m, problems = build(Manifest, doc, "manifest.yaml", lambda _p: 1)
-    assert m is not None, problems
+    m = manifest("anomaly", labels, input={"width": 8, "height": 8}, **overrides)
     return AnomalyPostprocessor(m, labels, (TensorSpec("o", shape, dtype, scale, zero),), frozenset())
 
 

@@ -7,40 +7,26 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agent.config.typed import build
 from agent.errors import ModelError
-from agent.model.detection import (
+from agent.model.manifest import InputSpec, Manifest
+from agent.model.postprocess.detection import (
     SsdPostprocessor,
     YoloPostprocessor,
+    choose_format,
     class_aware_nms,
-    make_detection_postprocessor,
     map_boxes,
     nms,
     ssd_roles,
 )
-from agent.model.manifest import InputSpec, Manifest
 from agent.model.preprocess import Preprocessor, Transform
 from agent.runtimes.base import TensorSpec
+from tests.unit.model.postprocess.manifests import manifest as make_manifest
 
 LABELS = ("scratch", "dent")
 
 
 def manifest(**overrides: Any) -> Manifest:
-    doc: dict[str, Any] = {
-        "name": "d",
-        "version": "1",
-        "task": "detection",
-        "file": "m.onnx",
-        "sha256": "0" * 64,
-        "budget_ms": 10,
-        "labels": list(LABELS),
-        "defect_labels": list(LABELS),
-        "input": {"width": 64, "height": 64},
-    }
-    doc.update(overrides)
-    built, problems = build(Manifest, doc, "manifest.yaml", lambda _p: 1)
-    assert built is not None, problems
-    return built
+    return make_manifest("detection", LABELS, defect_labels=list(LABELS), **overrides)
 
 
 IDENTITY = Transform(64, 64, 1.0, 1.0, 0.0, 0.0)
@@ -97,9 +83,7 @@ def test_boxes_map_back_through_each_resize_mode(
 def yolo(rows: np.ndarray, channels_first: bool = True, **out: Any) -> Any:
     raw = rows.T[np.newaxis] if channels_first else rows[np.newaxis]
     spec = TensorSpec("out", tuple(raw.shape), np.dtype(np.float32))
-    post = make_detection_postprocessor(
-        manifest(output={"format": "auto", **out}), LABELS, (spec,), frozenset(LABELS)
-    )
+    post = choose_format(manifest(output={"format": "auto", **out}), LABELS, (spec,), frozenset(LABELS))
     assert isinstance(post, YoloPostprocessor)
     return post([raw.astype(np.float32)], IDENTITY)
 
@@ -143,7 +127,7 @@ def test_thresholds_decide_is_defect_per_label() -> None:
     rows = ROWS[:1].copy()
     spec = TensorSpec("out", (1, 6, 1), np.dtype(np.float32))
     m = manifest(thresholds={"per_label": {"scratch": 0.95}})
-    post = make_detection_postprocessor(m, LABELS, (spec,), frozenset(LABELS))
+    post = choose_format(m, LABELS, (spec,), frozenset(LABELS))
     result = post([rows.T[np.newaxis]], IDENTITY)
     assert result.label == "scratch" and not result.is_defect
 
@@ -151,7 +135,7 @@ def test_thresholds_decide_is_defect_per_label() -> None:
 def test_yolo_label_count_mismatch_is_refused_at_load() -> None:
     spec = TensorSpec("out", (1, 7, 100), np.dtype(np.float32))
     with pytest.raises(ModelError, match="no axis of size 6"):
-        make_detection_postprocessor(manifest(), LABELS, (spec,), frozenset(LABELS))
+        choose_format(manifest(), LABELS, (spec,), frozenset(LABELS))
 
 
 def test_yolo_nan_output_is_a_model_error() -> None:
@@ -165,7 +149,7 @@ def test_yolo_int8_output_is_dequantized() -> None:
     rows = np.array([[32, 32, 16, 16, 1.0, 0]], np.float32)
     raw = np.rint(rows.T[np.newaxis] / 0.5).astype(np.int8)  # scale 0.5, zero point 0
     spec = TensorSpec("out", raw.shape, np.dtype(np.int8), scale=0.5, zero_point=0)
-    post = make_detection_postprocessor(manifest(), LABELS, (spec,), frozenset(LABELS))
+    post = choose_format(manifest(), LABELS, (spec,), frozenset(LABELS))
     result = post([raw], IDENTITY)
     assert result.detections[0].score == 1.0 and result.detections[0].box == pytest.approx(
         (0.375, 0.375, 0.625, 0.625)
@@ -203,9 +187,7 @@ def test_ssd_result_uses_count_and_maps_yxyx_boxes() -> None:
     f32 = np.dtype(np.float32)
     order = ["scores", "boxes", "count", "classes"]
     specs = tuple(TensorSpec(f"detection_{n}", _ssd_outputs(0)[n].shape, f32) for n in order)
-    post = make_detection_postprocessor(
-        manifest(output={"score_floor": 0.05}), LABELS, specs, frozenset(LABELS)
-    )
+    post = choose_format(manifest(output={"score_floor": 0.05}), LABELS, specs, frozenset(LABELS))
     assert isinstance(post, SsdPostprocessor)
     values = _ssd_outputs(3)
     result = post([values[n] for n in order], IDENTITY)
@@ -226,7 +208,7 @@ def test_ssd_swaps_classes_and_scores_when_the_values_say_so() -> None:
         TensorSpec("c", (1, 10), f32),
         TensorSpec("d", (1,), f32),
     )
-    post = make_detection_postprocessor(manifest(), LABELS, specs, frozenset(LABELS))
+    post = choose_format(manifest(), LABELS, specs, frozenset(LABELS))
     v = _ssd_outputs(3)
     result = post([v["boxes"], v["scores"], v["classes"], v["count"]], IDENTITY)  # b holds scores
     assert [d.label for d in result.detections] == ["scratch", "dent"]
@@ -238,7 +220,7 @@ def test_ssd_class_index_beyond_the_labels_is_a_model_error() -> None:
         TensorSpec(f"detection_{n}", _ssd_outputs(0)[n].shape, f32)
         for n in ("boxes", "classes", "scores", "count")
     )
-    post = make_detection_postprocessor(manifest(), ("scratch",), specs, frozenset({"scratch"}))
+    post = choose_format(manifest(), ("scratch",), specs, frozenset({"scratch"}))
     v = _ssd_outputs(3)
     with pytest.raises(ModelError, match="class index 1 but the manifest lists 1 labels"):
         post([v["boxes"], v["classes"], v["scores"], v["count"]], IDENTITY)
@@ -247,6 +229,6 @@ def test_ssd_class_index_beyond_the_labels_is_a_model_error() -> None:
 def test_unknown_output_layout_is_refused() -> None:
     f32 = np.dtype(np.float32)
     with pytest.raises(ModelError, match="use ssd"):
-        make_detection_postprocessor(manifest(), LABELS, (TensorSpec("a", (1, 6, 3), f32),) * 2, frozenset())
+        choose_format(manifest(), LABELS, (TensorSpec("a", (1, 6, 3), f32),) * 2, frozenset())
     with pytest.raises(ModelError, match="cannot tell the SSD outputs apart"):
-        make_detection_postprocessor(manifest(), LABELS, (TensorSpec("a", (1, 10), f32),) * 4, frozenset())
+        choose_format(manifest(), LABELS, (TensorSpec("a", (1, 10), f32),) * 4, frozenset())

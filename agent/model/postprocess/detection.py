@@ -22,7 +22,13 @@ import numpy as np
 
 from agent.errors import ModelError
 from agent.model.manifest import Manifest
-from agent.model.postprocess import ACTIVATIONS, Postprocessor, Thresholder, dequantize
+from agent.model.postprocess.base import (
+    ACTIVATIONS,
+    Postprocessor,
+    PostprocessorFactory,
+    Thresholder,
+    dequantize,
+)
 from agent.model.preprocess import Transform
 from agent.model.result import Detection, InferenceResult
 from agent.runtimes.base import TensorSpec
@@ -241,7 +247,7 @@ def ssd_roles(outputs: tuple[TensorSpec, ...]) -> tuple[int, int, int, int]:
     return boxes[0], classes, scores, count[0]
 
 
-def make_detection_postprocessor(
+def choose_format(
     manifest: Manifest, labels: tuple[str, ...], outputs: tuple[TensorSpec, ...], defects: frozenset[str]
 ) -> Postprocessor:
     """SSD when the model has four outputs (or the manifest says ``ssd``), YOLO for one raw tensor."""
@@ -255,3 +261,6 @@ def make_detection_postprocessor(
     raise ModelError(
         f"detection output.format {fmt!r} with {len(outputs)} outputs: use ssd (4 outputs) or yolo (1 tensor)"
     )
+
+
+create: PostprocessorFactory = choose_format

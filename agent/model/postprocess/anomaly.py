@@ -12,7 +12,7 @@ import numpy as np
 
 from agent.errors import ModelError
 from agent.model.manifest import Manifest
-from agent.model.postprocess import ACTIVATIONS, dequantize
+from agent.model.postprocess.base import ACTIVATIONS, PostprocessorFactory, dequantize
 from agent.model.preprocess import Transform
 from agent.model.result import InferenceResult
 from agent.runtimes.base import TensorSpec
@@ -64,3 +64,6 @@ class AnomalyPostprocessor:
             anomaly_score=s,
             raw=values,
         )
+
+
+create: PostprocessorFactory = AnomalyPostprocessor

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.model.postprocess import dequantize, sigmoid, softmax
+from agent.model.postprocess.base import dequantize, sigmoid, softmax
 from agent.runtimes.base import TensorSpec
 
 
