@@ -4,12 +4,48 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypedDict
 
 from agent.capture.base import Frame
 from agent.config.schema import DeviceConfig
+from agent.events import Event
 from agent.ids import new_id
 from agent.model.result import InferenceResult
+
+
+class ModelSummary(TypedDict):
+    """Which model made a result; ``sha256`` is its identity (two loads of one package are one model)."""
+
+    name: str
+    version: str
+    sha256: str
+    runtime: str
+
+
+class _ResultExtras(TypedDict, total=False):
+    detections: list[dict[str, Any]]
+    anomaly_score: float
+    ref: str
+
+
+class ResultPayload(_ResultExtras):
+    """A result on ``.../result`` (agent/schemas/result.schema.json), as frame observers see it."""
+
+    id: str
+    ts: int
+    device: str
+    site: str
+    line: str
+    frame: int
+    model: ModelSummary
+    label: str
+    score: float
+    scores: dict[str, float]
+    defect: bool
+    over_budget: bool
+    budget_ms: float
+    latency_ms: dict[str, float]
 
 
 def _r(value: float) -> float:
@@ -21,13 +57,13 @@ def result_payload(
     device: DeviceConfig,
     frame: Frame,
     result: InferenceResult,
-    model: dict[str, Any],
+    model: ModelSummary,
     latency: tuple[float, ...],
     budget_ms: float,
-) -> dict[str, Any]:
+) -> ResultPayload:
     """``latency`` is (capture, queue, preprocess, infer, postprocess, total) in ms."""
     capture, queued, pre, infer, post, total = latency
-    payload: dict[str, Any] = {
+    payload: ResultPayload = {
         "id": new_id(frame.ts_ms),
         "ts": frame.ts_ms,
         "device": device.id,
@@ -73,11 +109,15 @@ def envelope(device: DeviceConfig) -> dict[str, Any]:
     }
 
 
-def event_payload(
-    device: DeviceConfig, kind: str, severity: str, message: str, details: dict[str, Any]
-) -> dict[str, Any]:
-    return {**envelope(device), "type": kind, "severity": severity, "message": message, "details": details}
+def event_payload(device: DeviceConfig, event: Event) -> dict[str, Any]:
+    return {
+        **envelope(device),
+        "type": event.kind.value,
+        "severity": event.severity.value,
+        "message": event.message,
+        "details": event.details_dict(),
+    }
 
 
-def encode(payload: dict[str, Any]) -> bytes:
+def encode(payload: Mapping[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
