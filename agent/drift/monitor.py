@@ -27,7 +27,7 @@ from agent.errors import ModelError
 from agent.model.loaded import LoadedModel
 from agent.model.result import InferenceResult
 from agent.pipeline.observers import FrameObserver
-from agent.pipeline.payloads import ModelSummary, ResultPayload, envelope
+from agent.pipeline.payloads import ModelSummary, ResultPayload, envelope, same_model
 from agent.publish import Priority, Sink, Topics
 
 log = structlog.get_logger(__name__)
@@ -38,8 +38,8 @@ _PENDING_MAX = 8  # full windows waiting for poll(); older ones are dropped (and
 class DriftMonitor(FrameObserver):
     """A frame observer for the pipeline; see the module docstring.
 
-    A model is known by its sha256 (from the payload's ``model``), so a fresh instance of the
-    same package (a restarted inference thread) keeps the history and a different package resets it.
+    A model is known by its version and sha256 (the payload's ``model``), so a fresh instance of
+    the same package (a restarted inference thread) keeps the history and another model resets it.
     """
 
     name = "drift"
@@ -62,7 +62,6 @@ class DriftMonitor(FrameObserver):
         # Full windows for poll(); None marks a model swap (the hysteresis starts over).
         self._pending: deque[tuple[Window, Reference, ModelSummary] | None] = deque(maxlen=_PENDING_MAX)
         self._summary: ModelSummary | None = None
-        self._sha256 = ""
         self._ref: Reference | None = None
         self._index: dict[str, int] = {}
         self._other = 0
@@ -76,10 +75,9 @@ class DriftMonitor(FrameObserver):
 
     # -- the publish thread -------------------------------------------------------------
     def observe(self, frame: Frame, result: InferenceResult, payload: ResultPayload) -> None:
-        sha256 = payload["model"]["sha256"]
-        if sha256 != self._sha256:
+        if self._summary is None or not same_model(payload["model"], self._summary):
             self._use(self._model())
-            if sha256 != self._sha256:
+            if self._summary is None or not same_model(payload["model"], self._summary):
                 return  # a frame of the previous model, published just after a swap
         recorder = self._recorder
         if recorder is None:
@@ -102,7 +100,6 @@ class DriftMonitor(FrameObserver):
         if self._summary is not None:
             self._pending.append(None)
         self._summary = model.summary
-        self._sha256 = model.package.sha256
         self._ref = self._recorder = None
         manifest = model.package.manifest
         if not self._cfg.enabled:

@@ -23,7 +23,7 @@ from agent import events
 from agent.capture.base import Frame
 from agent.events import EventSink
 from agent.model.result import InferenceResult
-from agent.pipeline.payloads import ResultPayload
+from agent.pipeline.payloads import ModelSummary, ResultPayload
 
 if TYPE_CHECKING:
     from agent.pipeline.swap import ModelSlot
@@ -45,7 +45,7 @@ class FrameObserver:
     def observe(self, frame: Frame, result: InferenceResult, payload: ResultPayload) -> None:
         """A frame was inspected and its result published."""
 
-    def failed(self, frame: Frame, model_sha256: str, error: str) -> None:
+    def failed(self, frame: Frame, model: ModelSummary, error: str) -> None:
         """Inference or postprocessing failed on a frame (no result was published)."""
 
     def tick(self) -> None:
@@ -91,10 +91,10 @@ class Observers:
             if not g.disabled:
                 self._call(g, g.observer.observe, frame, result, payload)
 
-    def failed(self, frame: Frame, model_sha256: str, error: str) -> None:
+    def failed(self, frame: Frame, model: ModelSummary, error: str) -> None:
         for g in self._all:
             if not g.disabled:
-                self._call(g, g.observer.failed, frame, model_sha256, error)
+                self._call(g, g.observer.failed, frame, model, error)
 
     def tick(self) -> None:
         for g in self._all:
@@ -152,7 +152,7 @@ class SwapWatch(FrameObserver):
         self._slot = slot
 
     def observe(self, frame: Frame, result: InferenceResult, payload: ResultPayload) -> None:
-        self._slot.observe(payload["model"]["sha256"], ok=True, over_budget=payload["over_budget"])
+        self._slot.observe(payload["model"], ok=True, over_budget=payload["over_budget"])
 
-    def failed(self, frame: Frame, model_sha256: str, error: str) -> None:
-        self._slot.observe(model_sha256, ok=False, over_budget=False)
+    def failed(self, frame: Frame, model: ModelSummary, error: str) -> None:
+        self._slot.observe(model, ok=False, over_budget=False)

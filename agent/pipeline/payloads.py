@@ -48,6 +48,11 @@ class ResultPayload(_ResultExtras):
     latency_ms: dict[str, float]
 
 
+def same_model(a: ModelSummary, b: ModelSummary) -> bool:
+    """One model: same weights (sha256) and same version (a new manifest around the same weights is new)."""
+    return a["sha256"] == b["sha256"] and a["version"] == b["version"]
+
+
 def _r(value: float) -> float:
     return round(value, 3)
 

@@ -281,7 +281,7 @@ class Pipeline:
         if job.error is not None:
             self.counters.errors += 1
             log.warning("frame_failed", frame=job.frame.seq, error=job.error)
-            self.observers.failed(job.frame, model.package.sha256, job.error)
+            self.observers.failed(job.frame, model.summary, job.error)
             if job.reply is not None:
                 job.reply.set_exception(AgentError(job.error))
             return

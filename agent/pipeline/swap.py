@@ -27,6 +27,7 @@ from agent.errors import AgentError
 from agent.events import EventSink, ModelState, Severity
 from agent.log import bind
 from agent.model.loaded import LoadedModel
+from agent.pipeline.payloads import ModelSummary, same_model
 
 log = structlog.get_logger(__name__)
 
@@ -155,10 +156,10 @@ class ModelSlot:
         return new
 
     # -- publish thread --------------------------------------------------------------
-    def observe(self, model_sha256: str, ok: bool, over_budget: bool) -> None:
-        """One frame's outcome on the model ``model_sha256`` (frames of other models are ignored)."""
+    def observe(self, model: ModelSummary, ok: bool, over_budget: bool) -> None:
+        """One frame's outcome on ``model`` (by version and sha256; frames of other models are ignored)."""
         watch = self._watch
-        if watch is None or model_sha256 != watch.new.package.sha256:
+        if watch is None or not same_model(model, watch.new.summary):
             return
         verdict = watch.add(ok, over_budget)
         if verdict is None:

@@ -16,13 +16,13 @@ import yaml
 from agent.capture import open_source
 from agent.config import AgentConfig, load_config
 from agent.model.loaded import load_model
+from agent.pipeline.observers import FrameObserver
 from agent.pipeline.runner import Pipeline
 from agent.pipeline.supervisor import Supervisor
 from agent.pipeline.swap import ModelSlot
-from agent.testing import RecordingSink
-from agent.pipeline.observers import FrameObserver
 from agent.publish import Topics
 from agent.sdnotify import Notifier
+from agent.testing import RecordingSink
 from tests.support.models import make_package, slow_classifier
 
 

@@ -52,7 +52,9 @@ def test_an_observer_that_raises_on_every_frame_is_disabled_and_inspection_goes_
     build: Build, tmp_path: Path
 ) -> None:
     bad, good = Exploding(), Counting()
-    h = build(f"dir:{frames_dir(tmp_path / 'frames', FRAMES)}", slow_package(tmp_path / "pkg", 1), (bad, good))
+    h = build(
+        f"dir:{frames_dir(tmp_path / 'frames', FRAMES)}", slow_package(tmp_path / "pkg", 1), (bad, good)
+    )
     with structlog.testing.capture_logs() as logs:
         h.pipeline.start()
         assert h.run_until(h.pipeline.done.is_set, 30)
@@ -86,7 +88,11 @@ def test_the_health_report_counts_observer_failures_and_validates(build: Build, 
     doc = reporter.report()
     schema = json.loads((REPO / "agent" / "schemas" / "health.schema.json").read_text())
     jsonschema.validate(doc, schema)
-    assert doc["observers"]["exploding"] == {"failures": 5, "disabled": False, "errors": ["ZeroDivisionError"]}
+    assert doc["observers"]["exploding"] == {
+        "failures": 5,
+        "disabled": False,
+        "errors": ["ZeroDivisionError"],
+    }
     assert doc["observers"]["swap_watch"]["failures"] == 0
 
 
@@ -108,7 +114,9 @@ class Flaky(FrameObserver):
 
 def test_only_failures_in_a_row_disable_and_each_kind_is_logged_once() -> None:
     sink = RecordingSink()
-    flaky = Flaky([ValueError, ValueError, None, KeyError, ValueError, None, ValueError, ValueError, ValueError])
+    flaky = Flaky(
+        [ValueError, ValueError, None, KeyError, ValueError, None, ValueError, ValueError, ValueError]
+    )
     observers = Observers([flaky], emit=sink, max_failures=3)
     with structlog.testing.capture_logs() as logs:
         for _ in range(6):

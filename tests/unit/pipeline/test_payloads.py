@@ -16,8 +16,8 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 
-from agent.capture.base import Frame
 from agent import events
+from agent.capture.base import Frame
 from agent.config.schema import DeviceConfig
 from agent.events import Event, EventKind, Severity
 from agent.model.result import Detection, InferenceResult

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+
 from agent.events import EventKind
 from tests.unit.pipeline.conftest import Harness, frames_dir, slow_package
 
