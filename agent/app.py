@@ -36,6 +36,7 @@ log = structlog.get_logger(__name__)
 
 TICK_S = 0.1
 FIRST_CONNECT_S = 3.0
+EXIT_DRAIN_S = 2.0  # on a stop or a failure: what the broker takes this quickly is not left in the outbox
 
 
 class Agent:
@@ -177,8 +178,9 @@ class Agent:
             stack.callback(lambda: self.health.stop(self._stop_reason))
             self.publisher.start()
             stack.callback(lambda: self.publisher.stop(self._stop_reason))
+            stack.callback(self._drain_briefly)
             stack.callback(self.supervisor.notifier.stopping)
-            stack.push(self._note_exit)  # runs first: the reason every later callback reports
+            stack.push(self._note_exit)  # unwinds before the callbacks above: they report its reason
             self.publisher.on_command(self.router)
             _wait_for(lambda: self.publisher.connected, FIRST_CONNECT_S)
             self.pipeline.start()
@@ -203,6 +205,12 @@ class Agent:
         if exc is not None:  # logged once, by whoever catches it (the CLI, or Python's traceback)
             self._stop_reason = str(exc) or (kind.__name__ if kind is not None else "error")
         return False
+
+    def _drain_briefly(self) -> None:
+        """Every exit path hands the broker what it can take in EXIT_DRAIN_S; the rest stays in the
+        persistent outbox for the next start (a finished source was drained in full by _finish)."""
+        if self.publisher.connected:
+            self.publisher.drain(EXIT_DRAIN_S)
 
     def _finish(self) -> int:
         """The normal end of a run: deliver what a finished source produced, then report why we stop."""
