@@ -58,8 +58,8 @@ def test_a_tick_that_raises_still_says_offline_and_exits_non_zero(
     with Subscriber(mosquitto.port, [topics.status, topics.result]) as sub:
         proc = subprocess.run(
             [sys.executable, "-c", HARNESS, str(config), part, "30"],
-            capture_output=True, text=True, timeout=60, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-            cwd=config.parent, check=False,
+            capture_output=True, text=True, timeout=60, cwd=config.parent, check=False,
+            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
         )  # fmt: skip
         statuses = sub.wait_for(2, 10, where=lambda m: m[0] == topics.status and b"offline" in m[1])
     assert proc.returncode != 0, proc.stderr
