@@ -2,38 +2,42 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from types import TracebackType
 from typing import Any
 
 import structlog
 
-from agent import __version__
+from agent import __version__, events
 from agent.capture import ResilientSource, open_source
 from agent.capture.base import FrameSource
 from agent.commands_remote import register_commands
 from agent.config import AgentConfig, read_password
 from agent.drift.monitor import DriftMonitor
-from agent.errors import AgentError
+from agent.errors import PublishError
+from agent.events import Event
 from agent.health.report import HealthReporter
 from agent.log import bind
 from agent.model.loaded import LoadedModel, load_model
-from agent.pipeline.runner import FrameObserver, Pipeline
+from agent.pipeline.runner import Pipeline
 from agent.pipeline.supervisor import Supervisor
 from agent.pipeline.swap import ModelSlot
 from agent.protocol.payloads import encode, event_payload
 from agent.protocol.topics import Topics
 from agent.publish import CommandRouter, Priority, Publisher
-from agent.sampling import build_sampler, register_sampling_commands
+from agent.sampling import build_samplers, register_sampling_commands
 from agent.sdnotify import Notifier
 
 log = structlog.get_logger(__name__)
 
 TICK_S = 0.1
 FIRST_CONNECT_S = 3.0
+EXIT_DRAIN_S = 2.0  # on a stop or a failure: what the broker takes this quickly is not left in the outbox
 
 
 class Agent:
@@ -69,15 +73,14 @@ class Agent:
         )
         if cfg.model.fallback is not None:
             self.slot.set_fallback(self.load(cfg.model.fallback))
-        self.sampler = build_sampler(cfg, self.publisher, self.topics)
-        self.drift = DriftMonitor(
+        samplers = build_samplers(cfg, self.publisher, self.topics)
+        drift = DriftMonitor(
             cfg,
             model=lambda: self.slot.model,
             sink=self.publisher,
             topics=self.topics,
-            on_drift=self.sampler.set_drift if self.sampler is not None else None,
+            on_drift=[sampler.set_drift for sampler in samplers],
         )
-        observers: list[FrameObserver] = [self.drift] if self.sampler is None else [self.sampler, self.drift]
         self.pipeline = Pipeline(
             cfg,
             source_factory=self._source,
@@ -85,8 +88,9 @@ class Agent:
             topics=self.topics,
             sink=self.publisher,
             emit=self.emit,
-            observers=observers,
+            observers=[*samplers, drift],
         )
+        self.observers = self.pipeline.observers
         self.supervisor = Supervisor(
             self.pipeline,
             notifier=Notifier.from_env(),
@@ -102,13 +106,12 @@ class Agent:
             topics=self.topics,
             publisher_stats=self.publisher.stats,
             status=self.status,
-            sampler_stats=self.sampler.stats if self.sampler is not None else None,
-            drift=self.drift,
+            observers=self.observers,
         )
         self.router = CommandRouter()
         register_commands(self.router, self)
-        if self.sampler is not None:
-            register_sampling_commands(self.router, self.sampler)
+        for sampler in samplers:
+            register_sampling_commands(self.router, sampler)
 
     # -- parts ------------------------------------------------------------------------
     def load(self, path: str) -> LoadedModel:
@@ -126,15 +129,17 @@ class Agent:
         first = self.camera_state == "starting"
         self.camera_state = state
         if not first or state != "online":
-            self.emit(
-                "camera", "warning" if state == "offline" else "info", f"camera {state}", {"camera": state}
-            )
+            self.emit(events.camera(state))
         self.publisher.refresh_status()
 
-    def emit(self, kind: str, severity: str, message: str, details: dict[str, Any]) -> None:
-        """An event on .../event at QoS 1 through the outbox."""
-        payload = encode(event_payload(self.cfg.device, kind, severity, message, details))
-        self.publisher.publish(self.topics.event, payload, qos=self.cfg.mqtt.qos, priority=Priority.EVENT)
+    def emit(self, event: Event) -> None:
+        """An event on .../event at QoS 1 through the outbox; one the publisher refuses is logged, not raised
+        (events are raised from the stage threads, which must not stop over a report)."""
+        payload = encode(event_payload(self.cfg.device, event))
+        try:
+            self.publisher.publish(self.topics.event, payload, qos=self.cfg.mqtt.qos, priority=Priority.EVENT)
+        except PublishError as exc:
+            log.warning("event_not_sent", kind=event.kind.value, error=str(exc))
 
     def status(self) -> dict[str, Any]:
         return {
@@ -149,47 +154,76 @@ class Agent:
     def request_reload(self, path: str | None = None) -> Future[dict[str, Any]]:
         return self.slot.request(path)
 
+    def trigger(self, timeout: float) -> dict[str, Any]:
+        return dict(self.pipeline.trigger(timeout))
+
+    def status_report(self) -> dict[str, Any]:
+        return {**self.status(), **self.supervisor.health(), "counters": self.pipeline.counters.snapshot()}
+
     def stop(self, reason: str) -> None:
         self._stop_reason = reason
         self._stop.set()
 
     # -- run --------------------------------------------------------------------------
     def run(self) -> int:
-        """Run until a finite source ends (exit 0 once every message is delivered) or a signal stops us."""
+        """Run until a finite source ends (exit 0 once every message is delivered) or a signal stops us.
+
+        Every part started here is stopped by the exit stack, whatever ends the run (a signal,
+        the end of the source, a pipeline failure or a bug in a tick): the sampler's queue goes
+        to the outbox, the pipeline stops, health.json says stopped, and the publisher says
+        offline with the reason before it closes the outbox.
+        """
         self._install_signals()
-        self.health.start()  # the Prometheus endpoint, when configured: a busy port stops us here
-        self.publisher.start()
-        self.publisher.on_command(self.router)
-        _wait_for(lambda: self.publisher.connected, FIRST_CONNECT_S)
-        try:
+        with contextlib.ExitStack() as stack:
+            self.health.start()  # the Prometheus endpoint, when configured: a busy port stops us here
+            stack.callback(lambda: self.health.stop(self._stop_reason))
+            self.publisher.start()
+            stack.callback(lambda: self.publisher.stop(self._stop_reason))
+            stack.callback(self._drain_briefly)
+            stack.callback(self.supervisor.notifier.stopping)
+            stack.push(self._note_exit)  # unwinds before the callbacks above: they report its reason
+            self.publisher.on_command(self.router)
+            _wait_for(lambda: self.publisher.connected, FIRST_CONNECT_S)
             self.pipeline.start()
-        except AgentError:
-            self.publisher.stop("camera failed", timeout=2.0)
-            raise
-        if self.camera_state == "starting":
-            self._on_camera("online")
-        log.info("agent_started", source=self.pipeline.source.description if self.pipeline.source else None)
-        while not self._stop.is_set() and not self.pipeline.done.is_set():
-            self.supervisor.tick()
-            self.health.tick()
-            self._stop.wait(TICK_S)
-        return self._finish()
+            stack.callback(self.pipeline.stop)
+            stack.callback(self.observers.close, 5.0)  # queued samples go to the outbox first
+            if self.camera_state == "starting":
+                self._on_camera("online")
+            log.info(
+                "agent_started", source=self.pipeline.source.description if self.pipeline.source else None
+            )
+            while not self._stop.is_set() and not self.pipeline.done.is_set():
+                self.supervisor.tick()
+                self.observers.tick()
+                self.health.tick()
+                self._stop.wait(TICK_S)
+            return self._finish()
+
+    def _note_exit(
+        self, kind: type[BaseException] | None, exc: BaseException | None, _tb: TracebackType | None
+    ) -> bool:
+        """An exception ending the run becomes the stop reason (the stack still unwinds and re-raises)."""
+        if exc is not None:  # logged once, by whoever catches it (the CLI, or Python's traceback)
+            self._stop_reason = str(exc) or (kind.__name__ if kind is not None else "error")
+        return False
+
+    def _drain_briefly(self) -> None:
+        """Every exit path hands the broker what it can take in EXIT_DRAIN_S; the rest stays in the
+        persistent outbox for the next start (a finished source was drained in full by _finish)."""
+        if self.publisher.connected:
+            self.publisher.drain(EXIT_DRAIN_S)
 
     def _finish(self) -> int:
-        self.supervisor.notifier.stopping()
+        """The normal end of a run: deliver what a finished source produced, then report why we stop."""
         failure = self.pipeline.failure
         finished = self.pipeline.done.is_set() and failure is None
-        if self.sampler is not None:
-            self.sampler.close(timeout=5.0)  # its queued samples go to the outbox before we drain it
         if finished:
+            self.observers.close(5.0)  # before the drain: queued samples are part of what must be delivered
             log.info("source_finished_draining_outbox", **self.publisher.stats())
             while not self.publisher.drain(5.0) and not self._stop.is_set():
                 log.warning("waiting_for_broker_to_take_outbox", **self.publisher.stats())
-        self.pipeline.stop()
-        reason = str(failure) if failure else ("finished" if finished else self._stop_reason)
-        self.health.stop(reason)
-        self.publisher.stop(reason)
-        log.info("agent_stopped", reason=reason, **self.pipeline.counters.snapshot())
+        self._stop_reason = str(failure) if failure else ("finished" if finished else self._stop_reason)
+        log.info("agent_stopped", reason=self._stop_reason, **self.pipeline.counters.snapshot())
         if failure is not None:
             raise failure
         return 0

@@ -2,57 +2,69 @@
 
 Each handler receives validated JSON arguments and returns the reply's ``result``;
 a :class:`CommandError` becomes an error reply. Handlers run on the router's worker
-thread, never on the network thread.
+thread, never on the network thread. They see the agent through :class:`Device`, the
+few things a command may ask of it, so they can be tested (and the agent changed)
+without the other.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from agent.config import AgentConfig
 from agent.errors import AgentError, CommandError
 from agent.publish import CommandRouter, confine
-
-if TYPE_CHECKING:
-    from agent.app import Agent
 
 RELOAD_WAIT_MAX_S = 120.0
 
 
-def register_commands(router: CommandRouter, agent: Agent) -> None:
+class Device(Protocol):
+    """What the remote commands need from the running agent (:class:`agent.app.Agent` has it)."""
+
+    cfg: AgentConfig
+
+    def request_reload(self, path: str | None = None) -> Future[dict[str, Any]]:
+        """Load a package beside the running one and swap to it; the future gets the outcome."""
+        ...
+
+    def trigger(self, timeout: float) -> dict[str, Any]:
+        """Inspect one frame now (trigger mode) and return its result payload."""
+        ...
+
+    def status_report(self) -> dict[str, Any]:
+        """The status document with the supervisor's health and the pipeline counters."""
+        ...
+
+
+def register_commands(router: CommandRouter, device: Device) -> None:
     router.register(
         "reload-model",
-        lambda args: reload_model(agent, args),
+        lambda args: reload_model(device, args),
         {"required": {}, "optional": {"path": str, "wait_s": (int, float)}},
     )
     router.register(
         "trigger",
-        lambda args: trigger(agent, args),
+        lambda args: trigger(device, args),
         {"required": {}, "optional": {"timeout_s": (int, float)}},
     )
-    router.register(
-        "status",
-        lambda args: {
-            **agent.status(),
-            **agent.supervisor.health(),
-            "counters": agent.pipeline.counters.snapshot(),
-        },
-    )
+    router.register("status", lambda args: device.status_report())
 
 
-def reload_model(agent: Agent, args: dict[str, Any]) -> dict[str, Any]:
+def reload_model(device: Device, args: dict[str, Any]) -> dict[str, Any]:
     """Load a package (default: the configured path, re-resolved) beside the running one and swap to it.
 
     A named path must lie inside ``model.store``; anything else is refused before a file is touched.
     """
     path: str | None = None
     if "path" in args:
-        store = agent.cfg.model.store
+        store = device.cfg.model.store
         if store is None:
             raise CommandError("reload-model with a path needs model.store in the device config")
-        path = str(confine(args["path"], Path(agent.cfg.resolve(store))))
-    future = agent.request_reload(path)
+        path = str(confine(args["path"], Path(device.cfg.resolve(store))))
+    future = device.request_reload(path)
     wait = min(float(args.get("wait_s", 0)), RELOAD_WAIT_MAX_S)
     if wait <= 0:
         return {"state": "loading"}
@@ -62,12 +74,12 @@ def reload_model(agent: Agent, args: dict[str, Any]) -> dict[str, Any]:
         return {"state": "loading", "note": f"no outcome within {wait:.0f} s; see the model_swap event"}
 
 
-def trigger(agent: Agent, args: dict[str, Any]) -> dict[str, Any]:
-    if agent.cfg.camera.mode != "trigger":
+def trigger(device: Device, args: dict[str, Any]) -> dict[str, Any]:
+    if device.cfg.camera.mode != "trigger":
         raise CommandError("the camera is not in trigger mode (camera.mode: trigger)")
     timeout = float(args.get("timeout_s", 5.0))
     try:
-        return agent.pipeline.trigger(timeout)
+        return device.trigger(timeout)
     except concurrent.futures.TimeoutError as exc:
         raise CommandError(f"no result within {timeout:.1f} s") from exc
     except AgentError as exc:

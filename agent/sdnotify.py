@@ -77,7 +77,7 @@ class Notifier:
         except OSError as exc:
             if not self._failed:
                 self._failed = True
-                log.warning("sd_notify send failed; further failures are not logged", error=str(exc))
+                log.warning("sd_notify_send_failed", error=str(exc), note="further failures are not logged")
 
 
 def _socket_address(address: str) -> str | bytes:

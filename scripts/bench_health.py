@@ -31,6 +31,7 @@ from agent.config import load_config
 from agent.drift.monitor import DriftMonitor
 from agent.health.report import HealthReporter
 from agent.model.loaded import LoadedModel, load_model
+from agent.pipeline.observers import Observers
 from agent.pipeline.stats import Counters, LatencyWindow
 from agent.protocol.payloads import encode, result_payload
 from agent.protocol.topics import Topics
@@ -96,7 +97,7 @@ def main() -> int:
         topics=topics,
         publisher_stats=lambda: {},
         status=lambda: {"model": model.summary, "camera": "online"},
-        drift=drift,
+        observers=Observers([drift], emit=lambda event: None),
     )
     report_every = max(1, int(cfg.health.interval_s * args.fps))
     print(

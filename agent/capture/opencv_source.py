@@ -140,7 +140,7 @@ class OpenCVSource:
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, cam.height)
         cap.set(cv2.CAP_PROP_FPS, cam.fps)
         log.info(
-            "camera mode",
+            "camera_mode",
             source=self.description,
             width=int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
             height=int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),

@@ -115,7 +115,7 @@ class Picamera2Source:
             try:
                 step()
             except Exception as exc:  # a camera that fails to stop is still closed; nothing to retry
-                log.warning("picamera2 close failed", source=self.description, error=_one_line(exc))
+                log.warning("picamera2_close_failed", source=self.description, error=_one_line(exc))
 
 
 def _one_line(exc: BaseException) -> str:

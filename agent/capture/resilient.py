@@ -147,21 +147,21 @@ class ResilientSource:
             inner.open()
         except CameraError as exc:
             log.info(
-                "camera still offline", source=self.description, error=str(exc), waited_s=round(delay, 3)
+                "camera_still_offline", source=self.description, error=str(exc), waited_s=round(delay, 3)
             )
             if inner is not None:
                 self._close_quietly(inner)
             return None
         self._inner = inner
         self.reconnects += 1
-        log.info("camera reopened", source=self.description, reconnects=self.reconnects)
+        log.info("camera_reopened", source=self.description, reconnects=self.reconnects)
         return inner
 
     def _lost(self, exc: CameraError) -> None:
         with self._lock:
             self._close_inner()
         if self.state != OFFLINE:
-            log.warning("camera offline", source=self.description, error=str(exc))
+            log.warning("camera_offline", source=self.description, error=str(exc))
             self._set_state(OFFLINE)
 
     def _close_inner(self) -> None:
@@ -173,7 +173,7 @@ class ResilientSource:
         try:
             inner.close()
         except CameraError as exc:  # closing a lost camera often fails; it is gone either way
-            log.debug("camera close failed", source=self.description, error=str(exc))
+            log.debug("camera_close_failed", source=self.description, error=str(exc))
 
     def _set_state(self, state: str) -> None:
         self.state = state

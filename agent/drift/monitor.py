@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -26,7 +26,8 @@ from agent.drift.window import Verdict, Window, WindowRecorder, evaluate
 from agent.errors import ModelError
 from agent.model.loaded import LoadedModel
 from agent.model.result import InferenceResult
-from agent.protocol.payloads import envelope
+from agent.observer import FrameObserver
+from agent.protocol.payloads import ModelSummary, ResultPayload, envelope, same_model
 from agent.protocol.topics import Topics
 from agent.publish import Priority, Sink
 
@@ -35,8 +36,14 @@ log = structlog.get_logger(__name__)
 _PENDING_MAX = 8  # full windows waiting for poll(); older ones are dropped (and counted) beyond that
 
 
-class DriftMonitor:
-    """A FrameObserver for the pipeline; see the module docstring."""
+class DriftMonitor(FrameObserver):
+    """A frame observer for the pipeline; see the module docstring.
+
+    A model is known by its version and sha256 (the payload's ``model``), so a fresh instance of
+    the same package (a restarted inference thread) keeps the history and another model resets it.
+    """
+
+    name = "drift"
 
     def __init__(
         self,
@@ -45,17 +52,17 @@ class DriftMonitor:
         model: Callable[[], LoadedModel],
         sink: Sink,
         topics: Topics,
-        on_drift: Callable[[bool], None] | None = None,
+        on_drift: Sequence[Callable[[bool], None]] = (),
     ) -> None:
         self._cfg: DriftConfig = cfg.drift
         self._agent = cfg
         self._model = model  # the slot's current model: its reference replaces ours after a swap
         self._sink = sink
         self._topic = topics.drift
-        self._on_drift = on_drift
+        self._on_drift = list(on_drift)
         # Full windows for poll(); None marks a model swap (the hysteresis starts over).
-        self._pending: deque[tuple[Window, Reference, dict[str, Any]] | None] = deque(maxlen=_PENDING_MAX)
-        self._summary: dict[str, Any] | None = None
+        self._pending: deque[tuple[Window, Reference, ModelSummary] | None] = deque(maxlen=_PENDING_MAX)
+        self._summary: ModelSummary | None = None
         self._ref: Reference | None = None
         self._index: dict[str, int] = {}
         self._other = 0
@@ -68,10 +75,10 @@ class DriftMonitor:
         self._use(model())
 
     # -- the publish thread -------------------------------------------------------------
-    def observe(self, frame: Frame, result: InferenceResult, payload: dict[str, Any]) -> None:
-        if payload["model"] is not self._summary:
+    def observe(self, frame: Frame, result: InferenceResult, payload: ResultPayload) -> None:
+        if self._summary is None or not same_model(payload["model"], self._summary):
             self._use(self._model())
-            if payload["model"] is not self._summary:
+            if self._summary is None or not same_model(payload["model"], self._summary):
                 return  # a frame of the previous model, published just after a swap
         recorder = self._recorder
         if recorder is None:
@@ -120,6 +127,12 @@ class DriftMonitor:
         return self._ref is not None
 
     # -- the main loop --------------------------------------------------------------------
+    def tick(self) -> None:
+        self.poll()
+
+    def health(self) -> dict[str, Any]:
+        return self.state()
+
     def poll(self) -> list[Verdict]:
         """Test every full window waiting; raise or clear the alarm. Returns the verdicts."""
         verdicts = []
@@ -141,7 +154,7 @@ class DriftMonitor:
             self.active = False
             self._announce(self.last, self._summary)
 
-    def _account(self, verdict: Verdict, summary: dict[str, Any]) -> None:
+    def _account(self, verdict: Verdict, summary: ModelSummary) -> None:
         self.windows += 1
         self.drifting_windows += verdict.drifting
         self.last = verdict
@@ -155,7 +168,7 @@ class DriftMonitor:
             self.active = not self.active
             self._announce(verdict, summary)
 
-    def _announce(self, verdict: Verdict, summary: dict[str, Any]) -> None:
+    def _announce(self, verdict: Verdict, summary: ModelSummary) -> None:
         state = "raised" if self.active else "cleared"
         log.warning("drift_" + state, reasons=list(verdict.reasons), window=verdict.window.index)
         self._sink.publish(
@@ -164,10 +177,10 @@ class DriftMonitor:
             qos=self._agent.mqtt.qos,
             priority=Priority.EVENT,
         )
-        if self._on_drift is not None:
-            self._on_drift(self.active)
+        for listener in self._on_drift:
+            listener(self.active)
 
-    def _payload(self, state: str, verdict: Verdict, summary: dict[str, Any]) -> dict[str, Any]:
+    def _payload(self, state: str, verdict: Verdict, summary: ModelSummary) -> dict[str, Any]:
         device, c = self._agent.device, self._cfg
         reasons = ", ".join(verdict.reasons) or "none"
         return {
@@ -176,7 +189,7 @@ class DriftMonitor:
             "active": self.active,
             "message": f"data drift {state} (drifting: {reasons})",
             "reasons": list(verdict.reasons),
-            "model": {k: summary[k] for k in ("name", "version", "sha256")},
+            "model": {"name": summary["name"], "version": summary["version"], "sha256": summary["sha256"]},
             "window": verdict.window_dict(),
             "statistics": verdict.as_dict(),
             "thresholds": {

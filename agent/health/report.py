@@ -2,9 +2,10 @@
 
 The main loop calls :meth:`HealthReporter.tick` a few times a second (it is cheap
 until a report is due). A report gathers the pipeline's counters and the latency
-percentiles of the interval just ended, the outbox, sampler and drift state, and
-process/machine figures; it is published (retained; QoS 0 by default: each report
-supersedes the last, so none is worth an outbox row), written to
+percentiles of the interval just ended, the outbox, the frame observers' state
+(sampler, drift, and how often each failed), and process/machine figures; it is
+published (retained; QoS 0 by default: each report supersedes the last, so none is
+worth an outbox row), written to
 ``{state.dir}/health.json`` for ``inspection-agent status``, and handed to the
 Prometheus exporter when one is configured.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,13 +23,13 @@ import structlog
 from agent.config.schema import AgentConfig
 from agent.errors import AgentError, PublishError
 from agent.health import statefile, system
+from agent.pipeline.observers import ObserverHealth
 from agent.pipeline.stats import Counters, LatencyWindow
 from agent.protocol.payloads import encode
 from agent.protocol.topics import Topics
 from agent.publish import Priority, Sink
 
 if TYPE_CHECKING:
-    from agent.drift.monitor import DriftMonitor
     from agent.health.prometheus import PrometheusExporter
 
 log = structlog.get_logger(__name__)
@@ -47,6 +48,14 @@ class SupervisorView(Protocol):
     def health(self) -> dict[str, Any]: ...
 
 
+class ObserversView(Protocol):
+    """What health reads from the frame observers (``agent.pipeline.observers.Observers`` has it)."""
+
+    def section(self, name: str) -> dict[str, Any] | None: ...
+
+    def health(self) -> Mapping[str, ObserverHealth]: ...
+
+
 class HealthReporter:
     def __init__(
         self,
@@ -58,8 +67,7 @@ class HealthReporter:
         topics: Topics,
         publisher_stats: Stats,
         status: Stats,
-        sampler_stats: Stats | None = None,
-        drift: DriftMonitor | None = None,
+        observers: ObserversView,
     ) -> None:
         self._cfg = cfg
         self._interval = cfg.health.interval_s
@@ -69,8 +77,7 @@ class HealthReporter:
         self._topic = topics.health
         self._publisher_stats = publisher_stats
         self._status = status
-        self._sampler_stats = sampler_stats
-        self._drift = drift
+        self._observers = observers
         self.path = cfg.state_dir / statefile.FILENAME
         self._state_dir = self.path.parent
         self._cpu = system.CpuMeter()
@@ -90,9 +97,7 @@ class HealthReporter:
             self._exporter = PrometheusExporter(self._cfg.health.prometheus, self._cfg.device.id)
 
     def tick(self, now: float | None = None) -> bool:
-        """Test pending drift windows; publish a report when due. True when one was published."""
-        if self._drift is not None:
-            self._drift.poll()
+        """Publish a report when due. True when one was published."""
         now = time.monotonic() if now is None else now
         if now < self._due:
             return False
@@ -165,8 +170,9 @@ class HealthReporter:
             "latency_ms": latency,
             "latency_frames": samples,
             "outbox": _outbox(pub),
-            "sampler": self._sampler_stats() if self._sampler_stats is not None else None,
-            "drift": self._drift.state() if self._drift is not None else None,
+            "sampler": self._observers.section("sampler"),
+            "drift": self._observers.section("drift"),
+            "observers": dict(self._observers.health()),
             "system": self._system(),
         }
 

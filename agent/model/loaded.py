@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -12,6 +12,9 @@ from agent.model.postprocess import Postprocessor, make_postprocessor
 from agent.model.preprocess import Preprocessor, Transform
 from agent.model.result import InferenceResult
 from agent.runtimes import Runtime, open_runtime
+
+if TYPE_CHECKING:
+    from agent.protocol.payloads import ModelSummary
 
 
 class LoadedModel:
@@ -26,7 +29,7 @@ class LoadedModel:
             package.manifest, package.labels, runtime.outputs, package.defect_labels
         )
         # The `model` object of every result payload, built once.
-        self.summary = {
+        self.summary: ModelSummary = {
             "name": package.manifest.name,
             "version": package.manifest.version,
             "sha256": package.sha256,

@@ -11,11 +11,10 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
+from agent import events
 from agent.config.schema import InferenceConfig
-
-EventSink = Callable[[str, str, str, dict[str, Any]], None]  # (type, severity, message, details)
+from agent.events import EventSink
 
 
 class OverrunMonitor:
@@ -65,13 +64,7 @@ class OverrunMonitor:
         self._since = time.monotonic()
         self.engagements += 1
         self._window.clear()
-        self._emit(
-            "overrun",
-            "warning",
-            f"sustained overrun: {ratio:.0%} of the last {self.cfg.overrun_window} frames over budget; "
-            f"policy {policy}",
-            {"ratio": round(ratio, 3), "window": self.cfg.overrun_window, "policy": policy},
-        )
+        self._emit(events.overrun(ratio, self.cfg.overrun_window, policy))
         if self.state == "fallback" and self._fallback is not None:
             self._fallback(True)
 
@@ -81,9 +74,4 @@ class OverrunMonitor:
         self._window.clear()
         if was == "fallback" and self._fallback is not None:
             self._fallback(False)
-        self._emit(
-            "overrun_cleared",
-            "info",
-            f"back inside budget ({ratio:.0%} over budget); policy {was} released",
-            {"ratio": round(ratio, 3), "released": was},
-        )
+        self._emit(events.overrun_cleared(ratio, was))

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import structlog
@@ -21,24 +21,20 @@ import structlog
 from agent.capture.base import Frame, FrameSource
 from agent.config.schema import AgentConfig
 from agent.errors import AgentError, CameraError
+from agent.events import EventSink
 from agent.model.loaded import LoadedModel
 from agent.model.preprocess import Transform
-from agent.model.result import InferenceResult
-from agent.pipeline.budget import EventSink, OverrunMonitor
+from agent.observer import FrameObserver
+from agent.pipeline.budget import OverrunMonitor
 from agent.pipeline.handoff import BoundedQueue, Closed, Handoff, LatestSlot
+from agent.pipeline.observers import Observers, SwapWatch
 from agent.pipeline.stats import Counters, LatencyWindow
 from agent.pipeline.swap import ModelSlot
-from agent.protocol.payloads import encode, result_payload
+from agent.protocol.payloads import ResultPayload, encode, result_payload
 from agent.protocol.topics import Topics
 from agent.publish import Priority, Sink
 
 log = structlog.get_logger(__name__)
-
-
-class FrameObserver(Protocol):
-    """Sees every inspected frame after publishing (sampler, drift): must be cheap."""
-
-    def observe(self, frame: Frame, result: InferenceResult, payload: dict[str, Any]) -> None: ...
 
 
 @dataclass(slots=True)
@@ -52,7 +48,7 @@ class Job:
     infer_ms: float = 0.0
     queue_ms: float = 0.0
     error: str | None = None
-    reply: Future[dict[str, Any]] | None = field(default=None)
+    reply: Future[ResultPayload] | None = field(default=None)
 
 
 _END: Any = object()
@@ -76,7 +72,8 @@ class Pipeline:
         self.topics = topics
         self._sink = sink
         self._emit = emit
-        self._observers = list(observers)
+        # The swap watch is always there: a new model is watched whatever else observes frames.
+        self.observers = Observers([*observers, SwapWatch(slot)], emit=emit)
         self._source_factory = source_factory
         self.source: FrameSource | None = None
         self.counters = Counters()
@@ -195,7 +192,7 @@ class Pipeline:
             if self._frames.put(Job(frame, queued_at=time.monotonic())):
                 self.counters.dropped += 1
 
-    def trigger(self, timeout: float) -> dict[str, Any]:
+    def trigger(self, timeout: float) -> ResultPayload:
         """Triggered mode: capture one frame now, inspect it, return its result payload."""
         assert self.source is not None
         with self._trigger_lock:
@@ -285,8 +282,8 @@ class Pipeline:
                 job.error = str(exc)
         if job.error is not None:
             self.counters.errors += 1
-            self.slot.observe(model, ok=False, over_budget=False)
             log.warning("frame_failed", frame=job.frame.seq, error=job.error)
+            self.observers.failed(job.frame, model.summary, job.error)
             if job.reply is not None:
                 job.reply.set_exception(AgentError(job.error))
             return
@@ -311,14 +308,12 @@ class Pipeline:
         )
         self._send(payload, result.is_defect)
         self._account(latency, payload["over_budget"], result.is_defect)
-        for observer in self._observers:
-            observer.observe(frame, result, payload)
-        self.overrun.observe(payload["over_budget"])
-        self.slot.observe(model, ok=True, over_budget=payload["over_budget"])
+        self.overrun.observe(payload["over_budget"])  # before the swap watch: a rollback wins over a fallback
+        self.observers.observe(frame, result, payload)
         if job.reply is not None:
             job.reply.set_result(payload)
 
-    def _send(self, payload: dict[str, Any], defect: bool) -> None:
+    def _send(self, payload: ResultPayload, defect: bool) -> None:
         mqtt = self.cfg.mqtt
         data = encode(payload)
         if mqtt.publish_results:

@@ -16,9 +16,10 @@ from typing import Any
 
 import structlog
 
+from agent import events
 from agent.errors import AgentError
+from agent.events import EventSink
 from agent.model.loaded import LoadedModel
-from agent.pipeline.budget import EventSink
 from agent.pipeline.runner import Pipeline
 from agent.pipeline.stats import RateMeter
 from agent.sdnotify import Notifier
@@ -100,12 +101,7 @@ class Supervisor:
         stuck_s = now - started
         self.degraded = f"{stage} stuck"
         log.error("stage_stuck", stage=stage, seconds=round(stuck_s, 1))
-        self._emit(
-            "stage_stuck",
-            "error",
-            f"{stage} call did not return within {self._hang[stage]:.1f} s",
-            {"stage": stage, "seconds": round(stuck_s, 1)},
-        )
+        self._emit(events.stage_stuck(stage, stuck_s, self._hang[stage]))
         history = self._restarts[stage]
         while history and now - history[0] > RESTART_WINDOW_S:
             history.popleft()
@@ -122,7 +118,7 @@ class Supervisor:
         except AgentError as exc:
             self.p.fail(exc)
             return
-        self._emit("stage_restarted", "warning", f"{stage} stage restarted", {"stage": stage})
+        self._emit(events.stage_restarted(stage))
 
     def health(self) -> dict[str, Any]:
         return {"degraded": self.degraded, "ready": self.ready, "flowing": self.flowing()}

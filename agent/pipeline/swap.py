@@ -22,15 +22,16 @@ from typing import Any
 
 import structlog
 
-from agent import modelstore
+from agent import events, modelstore
 from agent.errors import AgentError
+from agent.events import EventSink, ModelState, Severity
 from agent.log import bind
 from agent.model.loaded import LoadedModel
+from agent.protocol.payloads import ModelSummary, same_model
 
 log = structlog.get_logger(__name__)
 
 Loader = Callable[[str], LoadedModel]
-EventSink = Callable[[str, str, str, dict[str, Any]], None]
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -112,12 +113,11 @@ class ModelSlot:
             self._restore_link(self.model)
             outcome = self._write_state("failed", self.model, previous=None, reason=str(exc))
             self._emit(
-                "model_swap",
-                "error",
-                f"new model refused, still running {self.model.version}: {exc}",
-                outcome,
+                events.model_swap(
+                    Severity.ERROR, f"new model refused, still running {self.model.version}: {exc}", outcome
+                )
             )
-            future.set_result(outcome)
+            future.set_result(dict(outcome))
             return
         with self._lock:
             if self._pending is not None:
@@ -156,9 +156,10 @@ class ModelSlot:
         return new
 
     # -- publish thread --------------------------------------------------------------
-    def observe(self, model: LoadedModel, ok: bool, over_budget: bool) -> None:
+    def observe(self, model: ModelSummary, ok: bool, over_budget: bool) -> None:
+        """One frame's outcome on ``model`` (by version and sha256; frames of other models are ignored)."""
         watch = self._watch
-        if watch is None or model is not watch.new:
+        if watch is None or not same_model(model, watch.new.summary):
             return
         verdict = watch.add(ok, over_budget)
         if verdict is None:
@@ -168,13 +169,13 @@ class ModelSlot:
             outcome = self._write_state(
                 "active", watch.new, previous=watch.old.version, reason="passed first frames"
             )
-            self._emit("model_swap", "info", f"model {watch.new.version} active", outcome)
+            self._emit(events.model_swap(Severity.INFO, f"model {watch.new.version} active", outcome))
             watch.old.close()
         else:
             outcome = self._roll_back(watch, verdict)
-        watch.future.set_result(outcome)
+        watch.future.set_result(dict(outcome))
 
-    def _roll_back(self, watch: _Watch, reason: str) -> dict[str, Any]:
+    def _roll_back(self, watch: _Watch, reason: str) -> ModelState:
         with self._lock:
             self._pending = (watch.old, _done_future())
             self._primary = watch.old
@@ -182,10 +183,11 @@ class ModelSlot:
         outcome = self._write_state("rolled_back", watch.old, previous=watch.new.version, reason=reason)
         log.error("model_rolled_back", bad=watch.new.version, back_to=watch.old.version, reason=reason)
         self._emit(
-            "model_swap",
-            "error",
-            f"model {watch.new.version} rolled back to {watch.old.version}: {reason}",
-            outcome,
+            events.model_swap(
+                Severity.ERROR,
+                f"model {watch.new.version} rolled back to {watch.old.version}: {reason}",
+                outcome,
+            )
         )
         return outcome
 
@@ -203,18 +205,18 @@ class ModelSlot:
 
     def _write_state(
         self, state: str, model: LoadedModel, *, previous: str | None, reason: str
-    ) -> dict[str, Any]:
-        data = {
-            "state": state,
-            "name": model.name,
-            "version": model.version,
-            "sha256": model.package.sha256,
-            "previous": previous,
-            "reason": reason,
-            "ts": int(time.time() * 1000),
-        }
+    ) -> ModelState:
+        data = ModelState(
+            state=state,
+            name=model.name,
+            version=model.version,
+            sha256=model.package.sha256,
+            previous=previous,
+            reason=reason,
+            ts=int(time.time() * 1000),
+        )
         try:
-            write_json_atomic(self._state_file, data)
+            write_json_atomic(self._state_file, dict(data))
         except OSError as exc:
             log.warning("model_state_not_written", path=str(self._state_file), error=str(exc))
         return data

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from agent.config.schema import DeviceConfig
+from agent.events import Event
 from agent.protocol.ids import new_id
 
 
@@ -54,6 +55,45 @@ class ResultInfo(Protocol):
     def anomaly_score(self) -> float | None: ...
 
 
+class ModelSummary(TypedDict):
+    """Which model made a result; ``sha256`` is its identity (two loads of one package are one model)."""
+
+    name: str
+    version: str
+    sha256: str
+    runtime: str
+
+
+class _ResultExtras(TypedDict, total=False):
+    detections: list[dict[str, Any]]
+    anomaly_score: float
+    ref: str
+
+
+class ResultPayload(_ResultExtras):
+    """A result on ``.../result`` (agent/protocol/schemas/result.schema.json), as frame observers see it."""
+
+    id: str
+    ts: int
+    device: str
+    site: str
+    line: str
+    frame: int
+    model: ModelSummary
+    label: str
+    score: float
+    scores: dict[str, float]
+    defect: bool
+    over_budget: bool
+    budget_ms: float
+    latency_ms: dict[str, float]
+
+
+def same_model(a: ModelSummary, b: ModelSummary) -> bool:
+    """One model: same weights (sha256) and same version (a new manifest around the same weights is new)."""
+    return a["sha256"] == b["sha256"] and a["version"] == b["version"]
+
+
 def _r(value: float) -> float:
     return round(value, 3)
 
@@ -63,13 +103,13 @@ def result_payload(
     device: DeviceConfig,
     frame: FrameInfo,
     result: ResultInfo,
-    model: dict[str, Any],
+    model: ModelSummary,
     latency: tuple[float, ...],
     budget_ms: float,
-) -> dict[str, Any]:
+) -> ResultPayload:
     """``latency`` is (capture, queue, preprocess, infer, postprocess, total) in ms."""
     capture, queued, pre, infer, post, total = latency
-    payload: dict[str, Any] = {
+    payload: ResultPayload = {
         "id": new_id(frame.ts_ms),
         "ts": frame.ts_ms,
         "device": device.id,
@@ -115,11 +155,15 @@ def envelope(device: DeviceConfig) -> dict[str, Any]:
     }
 
 
-def event_payload(
-    device: DeviceConfig, kind: str, severity: str, message: str, details: dict[str, Any]
-) -> dict[str, Any]:
-    return {**envelope(device), "type": kind, "severity": severity, "message": message, "details": details}
+def event_payload(device: DeviceConfig, event: Event) -> dict[str, Any]:
+    return {
+        **envelope(device),
+        "type": event.kind.value,
+        "severity": event.severity.value,
+        "message": event.message,
+        "details": event.details_dict(),
+    }
 
 
-def encode(payload: dict[str, Any]) -> bytes:
+def encode(payload: Mapping[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()

@@ -1,6 +1,6 @@
 """Sampling unsure frames at the edge and sending them to the central collector for retraining.
 
-``build_sampler`` is what the composition root calls; the sampler is a pipeline
+``build_samplers`` is what the composition root calls; the sampler is a pipeline
 ``FrameObserver`` and its commands are registered with ``register_sampling_commands``.
 """
 
@@ -12,16 +12,17 @@ from agent.publish import Sink
 from agent.sampling.commands import register_sampling_commands
 from agent.sampling.sampler import Sampler, Wire
 
-__all__ = ["Sampler", "Wire", "build_sampler", "register_sampling_commands"]
+__all__ = ["Sampler", "Wire", "build_samplers", "register_sampling_commands"]
 
 SAMPLE_LOG = "samples.jsonl"
 
 
-def build_sampler(cfg: AgentConfig, sink: Sink, topics: Topics) -> Sampler | None:
-    """The sampler for this device, or None when ``sampling.enabled`` is false."""
+def build_samplers(cfg: AgentConfig, sink: Sink, topics: Topics) -> list[Sampler]:
+    """The device's sampler in a list (empty when ``sampling.enabled`` is false): the composition
+    root adds it to the observers and registers its commands without a branch of its own."""
     sampling = cfg.sampling
     if not sampling.enabled:
-        return None
+        return []
     wire = Wire(
         topic=topics.sample,
         qos=cfg.mqtt.qos,
@@ -29,4 +30,4 @@ def build_sampler(cfg: AgentConfig, sink: Sink, topics: Topics) -> Sampler | Non
         mqtt5=cfg.mqtt.protocol == "5",
     )
     log_path = cfg.state_dir / SAMPLE_LOG if sampling.log_file else None
-    return Sampler(sampling, sink=sink, wire=wire, device=cfg.device, log_path=log_path)
+    return [Sampler(sampling, sink=sink, wire=wire, device=cfg.device, log_path=log_path)]

@@ -27,7 +27,9 @@ from agent.config.observers import SamplingConfig
 from agent.config.schema import DeviceConfig
 from agent.errors import AgentError
 from agent.model.result import InferenceResult
+from agent.observer import FrameObserver
 from agent.protocol.ids import new_id
+from agent.protocol.payloads import ResultPayload
 from agent.protocol.wire import CONTENT_TYPE, META_PROPERTY, frame
 from agent.publish import Priority, Sink
 from agent.sampling.dedup import DuplicateFilter, dhash
@@ -56,8 +58,10 @@ class _Job:
     meta: dict[str, Any]
 
 
-class Sampler:
-    """A :class:`agent.pipeline.runner.FrameObserver` that sends chosen frames on ``.../sample``."""
+class Sampler(FrameObserver):
+    """A frame observer that sends chosen frames on ``.../sample``."""
+
+    name = "sampler"
 
     def __init__(
         self,
@@ -92,8 +96,8 @@ class Sampler:
         self._worker.start()
 
     # -- the publish thread -----------------------------------------------------------
-    def observe(self, frame: Frame, result: InferenceResult, payload: dict[str, Any]) -> None:
-        """Decide about one frame; never raises into the pipeline, never blocks."""
+    def observe(self, frame: Frame, result: InferenceResult, payload: ResultPayload) -> None:
+        """Decide about one frame; never blocks."""
         if self._snapshots:
             self._snapshot(frame, result, payload)
             return
@@ -105,7 +109,7 @@ class Sampler:
             self._consider(frame, result, payload, reasons)
 
     def _consider(
-        self, frame: Frame, result: InferenceResult, payload: dict[str, Any], reasons: list[str]
+        self, frame: Frame, result: InferenceResult, payload: ResultPayload, reasons: list[str]
     ) -> None:
         """A policy fired: quotas, then near-duplicates, then the queue."""
         for name in reasons:
@@ -122,7 +126,7 @@ class Sampler:
         self.quota.take()
         self._enqueue(frame, result, payload, allowed)
 
-    def _snapshot(self, frame: Frame, result: InferenceResult, payload: dict[str, Any]) -> None:
+    def _snapshot(self, frame: Frame, result: InferenceResult, payload: ResultPayload) -> None:
         with self._snap_lock:
             waiting, self._snapshots = self._snapshots, []
         sample_id = self._enqueue(frame, result, payload, [SNAPSHOT])
@@ -133,7 +137,7 @@ class Sampler:
                 future.set_result(sample_id)
 
     def _enqueue(
-        self, frame: Frame, result: InferenceResult, payload: dict[str, Any], reasons: list[str]
+        self, frame: Frame, result: InferenceResult, payload: ResultPayload, reasons: list[str]
     ) -> str | None:
         meta = self._meta(frame, result, payload, reasons)
         try:
@@ -148,7 +152,7 @@ class Sampler:
         return str(meta["id"])
 
     def _meta(
-        self, frame: Frame, result: InferenceResult, payload: dict[str, Any], reasons: list[str]
+        self, frame: Frame, result: InferenceResult, payload: ResultPayload, reasons: list[str]
     ) -> dict[str, Any]:
         model = payload.get("model", {})
         meta: dict[str, Any] = {
@@ -268,6 +272,9 @@ class Sampler:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
+
+    def health(self) -> dict[str, Any]:
+        return self.stats()
 
     def stats(self) -> dict[str, Any]:
         """For health: what fired, what was sent, what was suppressed or dropped, and why."""

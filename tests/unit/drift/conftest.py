@@ -87,6 +87,7 @@ def ref_package(plain_package: Path) -> Path:
         (root / f.name).write_bytes(f.read_bytes())
     doc = yaml.safe_load((root / "manifest.yaml").read_text())
     doc["reference"] = block
+    doc["version"] = "1.0.0-ref"  # another package: the monitor tells models apart by version and sha256
     (root / "manifest.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     return root
 
@@ -106,16 +107,3 @@ def agent_config(tmp_path: Path) -> Callable[..., AgentConfig]:
         return load_config(path)
 
     return make
-
-
-class Recorder:
-    """Collects what the monitor publishes (the real publisher is tested against mosquitto)."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, dict[str, Any], int, Any]] = []
-        self.connected = True
-
-    def publish(self, topic: str, payload: bytes, *, qos: int, priority: Any, **_: Any) -> None:
-        import json
-
-        self.messages.append((topic, json.loads(payload), qos, priority))

@@ -17,7 +17,8 @@ from agent.model.result import InferenceResult
 from agent.protocol.schema import load_schema
 from agent.protocol.topics import Topics
 from agent.publish import Priority
-from tests.unit.drift.conftest import Recorder, render
+from agent.testing import RecordingSink
+from tests.unit.drift.conftest import render
 
 SCHEMA = load_schema("drift")
 Observed = tuple[np.ndarray, InferenceResult]
@@ -50,9 +51,11 @@ def feed(monitor: DriftMonitor, model: LoadedModel, observed: Sequence[Observed]
     return drifting
 
 
-def make_monitor(cfg: AgentConfig, model: LoadedModel, sink: Recorder, calls: list[bool]) -> DriftMonitor:
+def make_monitor(
+    cfg: AgentConfig, model: LoadedModel, sink: RecordingSink, calls: list[bool]
+) -> DriftMonitor:
     return DriftMonitor(
-        cfg, model=lambda: model, sink=sink, topics=Topics.from_config(cfg), on_drift=calls.append
+        cfg, model=lambda: model, sink=sink, topics=Topics.from_config(cfg), on_drift=[calls.append]
     )
 
 
@@ -69,7 +72,7 @@ def test_a_changed_scene_raises_one_alarm_within_two_windows_and_clears_once(
     change: dict[str, float],
 ) -> None:
     cfg = agent_config(model.package.root, window=250, raise_after=2, clear_after=2)
-    sink, calls = Recorder(), []
+    sink, calls = RecordingSink(), []
     monitor = make_monitor(cfg, model, sink, calls)
     changed = inspect(model, render(3, 150, **change))
 
@@ -80,9 +83,9 @@ def test_a_changed_scene_raises_one_alarm_within_two_windows_and_clears_once(
     feed(monitor, model, normal, 2)
     assert calls == [True, False] and not monitor.active
 
-    raised, cleared = (m[1] for m in sink.messages)
-    assert [m[0] for m in sink.messages] == [Topics.from_config(cfg).drift] * 2
-    assert all(m[2] == 1 and m[3] is Priority.EVENT for m in sink.messages)
+    raised, cleared = (m.json() for m in sink.messages)
+    assert [m.topic for m in sink.messages] == [Topics.from_config(cfg).drift] * 2
+    assert all(m.qos == 1 and m.priority is Priority.EVENT for m in sink.messages)
     for doc in (raised, cleared):
         jsonschema.validate(doc, SCHEMA)
     assert raised["state"] == "raised" and raised["window"]["index"] == 1
@@ -95,7 +98,7 @@ def test_an_unchanged_scene_raises_no_alarm_over_fifty_windows(
     agent_config: Callable[..., AgentConfig], model: LoadedModel, normal: list[Observed]
 ) -> None:
     cfg = agent_config(model.package.root, window=250)
-    sink, calls = Recorder(), []
+    sink, calls = RecordingSink(), []
     monitor = make_monitor(cfg, model, sink, calls)
     drifting = feed(monitor, model, normal, 60)
     assert len(drifting) == 60
@@ -111,7 +114,7 @@ def test_a_model_without_reference_turns_drift_off_with_one_info_line(
     plain = load_model(str(plain_package), ModelConfig(path=str(plain_package)), warmup=False)
     cfg = agent_config(plain_package, window=20, image_every=5)
     with structlog.testing.capture_logs() as logs:
-        monitor = make_monitor(cfg, plain, Recorder(), [])
+        monitor = make_monitor(cfg, plain, RecordingSink(), [])
         feed(monitor, plain, inspect(plain, render(2, 5)), 3)
     assert [e["event"] for e in logs] == ["drift_off"]
     assert logs[0]["log_level"] == "info"
@@ -134,7 +137,7 @@ def test_a_malformed_reference_turns_drift_off_with_a_warning(
     (bad / "manifest.yaml").write_text(yaml.safe_dump(doc))
     model = load_model(str(bad), ModelConfig(path=str(bad)), warmup=False)
     with structlog.testing.capture_logs() as logs:
-        monitor = make_monitor(agent_config(bad), model, Recorder(), [])
+        monitor = make_monitor(agent_config(bad), model, RecordingSink(), [])
     assert not monitor.enabled
     assert logs[0]["log_level"] == "warning" and "image_stats" in logs[0]["reason"]
 
@@ -143,7 +146,7 @@ def test_drift_disabled_in_config_never_tests(
     agent_config: Callable[..., AgentConfig], model: LoadedModel, normal: list[Observed]
 ) -> None:
     monitor = make_monitor(
-        agent_config(model.package.root, enabled=False, window=20, image_every=5), model, Recorder(), []
+        agent_config(model.package.root, enabled=False, window=20, image_every=5), model, RecordingSink(), []
     )
     feed(monitor, model, normal, 2)
     assert not monitor.enabled and monitor.windows == 0
@@ -157,16 +160,16 @@ def test_a_swap_to_a_model_without_reference_clears_the_active_alarm(
     plain = load_model(str(plain_package), ModelConfig(path=str(plain_package)), warmup=False)
     current = [model]
     cfg = agent_config(model.package.root, window=50, image_every=5)
-    sink, calls = Recorder(), []
+    sink, calls = RecordingSink(), []
     monitor = DriftMonitor(
-        cfg, model=lambda: current[0], sink=sink, topics=Topics.from_config(cfg), on_drift=calls.append
+        cfg, model=lambda: current[0], sink=sink, topics=Topics.from_config(cfg), on_drift=[calls.append]
     )
     feed(monitor, model, inspect(model, render(3, 60, darken=0.5)), 2)
     assert calls == [True]
     current[0] = plain
     feed(monitor, plain, inspect(plain, render(2, 5)), 1)
     assert calls == [True, False]
-    assert sink.messages[-1][1]["state"] == "cleared"
+    assert sink.messages[-1].json()["state"] == "cleared"
     assert not monitor.enabled
 
 
@@ -194,7 +197,7 @@ def test_the_demo_model_alarms_on_a_changed_scene_and_not_on_an_unchanged_one(
             img = cv2.GaussianBlur(img, (0, 0), change["blur"])
         images.append(img)
     calls: list[bool] = []
-    monitor = make_monitor(agent_config(DEMO_MODEL), demo, Recorder(), calls)
+    monitor = make_monitor(agent_config(DEMO_MODEL), demo, RecordingSink(), calls)
     assert monitor.enabled
     if change:
         feed(monitor, demo, inspect(demo, images), 2)

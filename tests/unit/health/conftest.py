@@ -1,8 +1,7 @@
-"""A health reporter over real counters and latency windows, publishing into a recorder."""
+"""A health reporter over real counters and latency windows, publishing into a recording sink."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,10 +11,12 @@ import pytest
 import yaml
 
 from agent.config import AgentConfig, load_config
-from agent.errors import PublishError
 from agent.health.report import HealthReporter
+from agent.observer import FrameObserver
+from agent.pipeline.observers import Observers
 from agent.pipeline.stats import Counters, LatencyWindow
 from agent.protocol.topics import Topics
+from agent.testing import RecordingSink
 
 
 @dataclass
@@ -35,18 +36,16 @@ class Watch:
         return {"degraded": self.degraded, "ready": self.ready, "flowing": self.ready}
 
 
-@dataclass
-class Recorder:
-    messages: list[tuple[str, dict[str, Any], int, bool]] = field(default_factory=list)
-    refuse: bool = False
-    connected: bool = True
+class SamplerFigures(FrameObserver):
+    """Fixed figures as the sampler's health section (the real sampler is tested in tests/unit/sampling)."""
 
-    def publish(
-        self, topic: str, payload: bytes, *, qos: int, priority: Any, retain: bool = False, **_: Any
-    ) -> None:
-        if self.refuse:
-            raise PublishError("publisher is stopped")
-        self.messages.append((topic, json.loads(payload), qos, retain))
+    name = "sampler"
+
+    def __init__(self, figures: dict[str, Any]) -> None:
+        self.figures = figures
+
+    def health(self) -> dict[str, Any]:
+        return dict(self.figures)
 
 
 PUBLISHER_STATS = {
@@ -79,7 +78,7 @@ class Rig:
     cfg: AgentConfig
     line: Line
     watch: Watch
-    sink: Recorder
+    sink: RecordingSink
     reporter: HealthReporter
 
 
@@ -96,7 +95,8 @@ def rig(tmp_path: Path) -> Callable[..., Rig]:
         path = tmp_path / "agent.yaml"
         path.write_text(yaml.safe_dump(doc))
         cfg = load_config(path)
-        line, watch, sink = Line(), Watch(), Recorder()
+        line, watch, sink = Line(), Watch(), RecordingSink()
+        observed = [SamplerFigures(sampler)] if sampler is not None else []
         reporter = HealthReporter(
             cfg,
             pipeline=line,
@@ -105,7 +105,7 @@ def rig(tmp_path: Path) -> Callable[..., Rig]:
             topics=Topics.from_config(cfg),
             publisher_stats=lambda: dict(PUBLISHER_STATS),
             status=lambda: dict(STATUS),
-            sampler_stats=(lambda: dict(sampler)) if sampler is not None else None,
+            observers=Observers(observed, emit=sink),
         )
         return Rig(cfg, line, watch, sink, reporter)
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 import jsonschema
 import structlog
 
+from agent.errors import PublishError
 from agent.health import statefile
 from agent.pipeline.stats import LatencyWindow
 from agent.protocol.schema import load_schema
@@ -27,7 +28,8 @@ def test_a_report_is_published_retained_when_due_and_validates(rig: Callable[...
     assert not r.reporter.tick(t0 + 0.5)
     run_frames(r, 20, 9.0)
     assert r.reporter.tick(t0 + 1.01)
-    ((topic, doc, qos, retain),) = r.sink.messages
+    (message,) = r.sink.messages
+    topic, doc, qos, retain = message.topic, message.json(), message.qos, message.retain
     assert topic == "inspection/s/l/cam-01/health" and qos == 0 and retain
     jsonschema.validate(doc, SCHEMA)
     assert doc["state"] == "ok" and doc["camera"] == "online"
@@ -65,7 +67,7 @@ def test_an_interval_longer_than_the_ring_reports_its_last_frames() -> None:
 def test_qos1_goes_through_the_outbox_below_events(rig: Callable[..., Rig]) -> None:
     r = rig(qos=1)
     r.reporter.report()
-    assert r.sink.messages[0][2] == 1
+    assert r.sink.messages[0].qos == 1
 
 
 def test_a_degraded_agent_says_so(rig: Callable[..., Rig]) -> None:
@@ -77,7 +79,7 @@ def test_a_degraded_agent_says_so(rig: Callable[..., Rig]) -> None:
 
 def test_a_refused_publish_still_writes_the_file_and_is_logged_once(rig: Callable[..., Rig]) -> None:
     r = rig()
-    r.sink.refuse = True
+    r.sink.fail = PublishError("publisher is stopped")
     with structlog.testing.capture_logs() as logs:
         r.reporter.report()
         r.reporter.report()

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,32 +16,14 @@ import yaml
 from agent.capture import open_source
 from agent.config import AgentConfig, load_config
 from agent.model.loaded import load_model
+from agent.observer import FrameObserver
 from agent.pipeline.runner import Pipeline
 from agent.pipeline.supervisor import Supervisor
 from agent.pipeline.swap import ModelSlot
 from agent.protocol.topics import Topics
-from agent.publish import Priority
 from agent.sdnotify import Notifier
+from agent.testing import RecordingSink
 from tests.support.models import make_package, slow_classifier
-
-
-@dataclass
-class RecordingSink:
-    """Stands in for the MQTT publisher in unit tests (the real one is tested against mosquitto)."""
-
-    messages: list[tuple[str, dict[str, Any], int, Priority]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def publish(self, topic: str, payload: bytes, *, qos: int, priority: Priority, **_: Any) -> None:
-        with self.lock:
-            self.messages.append((topic, json.loads(payload), qos, priority))
-
-    def on(self, kind: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return [m[1] for m in self.messages if m[0].endswith("/" + kind)]
-
-    def events(self, type_: str) -> list[dict[str, Any]]:
-        return [e for e in self.on("event") if e["type"] == type_]
 
 
 @dataclass
@@ -90,7 +70,9 @@ def slow_package(root: Path, iterations: int, version: str = "1.0.0", budget_ms:
 def build(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
     built: list[Harness] = []
 
-    def make(source: str, package: Path, **sections: Any) -> Harness:
+    def make(
+        source: str, package: Path, observers: tuple[FrameObserver, ...] = (), **sections: Any
+    ) -> Harness:
         doc: dict[str, Any] = {
             "device": {"id": "cam-01", "site": "s", "line": "l"},
             "camera": {"source": source, "fps": 30, "realtime": False, "loop": False},
@@ -102,12 +84,8 @@ def build(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
         path = tmp_path / f"agent-{len(built)}.yaml"
         path.write_text(yaml.safe_dump(doc))
         cfg = load_config(path)
-        sink = RecordingSink()
+        sink = emit = RecordingSink()
         topics = Topics.from_config(cfg)
-
-        def emit(kind: str, severity: str, message: str, details: dict[str, Any]) -> None:
-            body = {"type": kind, "severity": severity, "message": message, "details": details}
-            sink.publish(topics.event, json.dumps(body).encode(), qos=1, priority=Priority.EVENT)
 
         def loader(p: str) -> Any:
             return load_model(p, cfg.model)
@@ -130,6 +108,7 @@ def build(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
             topics=topics,
             sink=sink,
             emit=emit,
+            observers=observers,
             fallback_hold_s=0.5,
         )
         supervisor = Supervisor(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from agent.events import EventKind
 from tests.unit.pipeline.conftest import Harness, frames_dir, slow_package
 
 Build = Callable[..., Harness]
@@ -69,12 +69,12 @@ def test_skip_policy_engages_and_releases(build: Build, tmp_path: Path) -> None:
     )
     h.pipeline.start()
     assert h.run_until(lambda: h.pipeline.overrun.state == "skip", 30)
-    assert h.sink.events("overrun")[0]["details"]["policy"] == "skip"
+    assert h.sink.of(EventKind.OVERRUN)[0].details["policy"] == "skip"
     assert h.run_until(lambda: h.pipeline.counters.skipped >= 4, 30)
     # Raise the budget: the same model is now well inside it, and the policy releases.
     object.__setattr__(h.pipeline.cfg.inference, "budget_ms", 10_000.0)  # the test's only config change
     assert h.run_until(lambda: h.pipeline.overrun.state == "normal", 30)
-    assert h.sink.events("overrun_cleared")
+    assert h.sink.of(EventKind.OVERRUN_CLEARED)
 
 
 def test_fallback_policy_switches_model_and_back(build: Build, tmp_path: Path) -> None:
@@ -92,7 +92,7 @@ def test_fallback_policy_switches_model_and_back(build: Build, tmp_path: Path) -
     assert h.run_until(lambda: any(r["model"]["version"] == "0.1.0-small" for r in h.sink.on("result")), 30)
     assert h.pipeline.overrun.state == "fallback"
     # After the hold time the primary is tried again (it still overruns, so the cycle may repeat).
-    assert h.run_until(lambda: bool(h.sink.events("overrun_cleared")), 30)
+    assert h.run_until(lambda: bool(h.sink.of(EventKind.OVERRUN_CLEARED)), 30)
 
     def primary_back() -> bool:
         versions = [r["model"]["version"] for r in h.sink.on("result")]
@@ -100,7 +100,7 @@ def test_fallback_policy_switches_model_and_back(build: Build, tmp_path: Path) -
 
     ok = h.run_until(primary_back, 30)
     assert ok, (
-        h.sink.on("event"),
+        h.sink.events,
         h.pipeline.overrun.state,
         h.slot._pending,
         h.slot._primary,
@@ -120,10 +120,10 @@ def test_hung_inference_is_detected_reported_and_restarted(build: Build, tmp_pat
     )
     h.pipeline.start()
     assert h.run_until(lambda: h.pipeline.counters.inference_restarts >= 1, 20)
-    stuck: list[dict[str, Any]] = h.sink.events("stage_stuck")
-    assert stuck and stuck[0]["details"]["stage"] == "infer"
+    stuck = h.sink.of(EventKind.STAGE_STUCK)
+    assert stuck and stuck[0].details["stage"] == "infer"
     assert h.supervisor.degraded == "infer stuck"
-    assert h.sink.events("stage_restarted")
+    assert h.sink.of(EventKind.STAGE_RESTARTED)
     # It keeps hanging: after MAX_RESTARTS the agent gives up so systemd restarts the process.
     assert h.run_until(lambda: h.pipeline.failure is not None, 30)
     assert "infer stage stuck" in str(h.pipeline.failure)

@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from agent.events import EventKind, Severity
 from tests.unit.pipeline.conftest import Harness, frames_dir, slow_package
 
 Build = Callable[..., Harness]
@@ -70,7 +71,7 @@ def test_model_that_overruns_after_swap_is_rolled_back_and_link_restored(
     assert "over budget" in result["reason"]
     assert current.resolve() == v1.resolve()
     assert h.run_until(lambda: h.sink.on("result")[-1]["model"]["version"] == "1.0.0", 10)
-    assert [e["severity"] for e in h.sink.events("model_swap")] == ["error"]
+    assert [e.severity for e in h.sink.of(EventKind.MODEL_SWAP)] == [Severity.ERROR]
 
 
 def test_broken_package_is_refused_and_running_model_kept(build: Build, tmp_path: Path) -> None:

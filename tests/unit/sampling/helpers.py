@@ -1,9 +1,7 @@
-"""A recording sink and the small objects a sampler sees, for sampler unit tests."""
+"""The small objects a sampler sees, for sampler unit tests (they record with agent.testing.RecordingSink)."""
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -12,46 +10,8 @@ from agent.capture.base import Frame
 from agent.config.observers import SamplingConfig, SamplingPolicyConfig
 from agent.config.schema import DeviceConfig
 from agent.model.result import InferenceResult
-from agent.publish import Priority
 from agent.sampling import Sampler, Wire
-
-
-@dataclass
-class Published:
-    topic: str
-    payload: bytes
-    qos: int
-    priority: Priority
-    content_type: str | None
-    user_properties: list[tuple[str, str]]
-
-
-@dataclass
-class Sink:
-    """Records what the sampler publishes; ``fail`` makes publish raise like a full outbox would."""
-
-    messages: list[Published] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    fail: Exception | None = None
-    connected: bool = True
-
-    def publish(
-        self,
-        topic: str,
-        payload: bytes,
-        *,
-        qos: int,
-        priority: Priority,
-        retain: bool = False,
-        content_type: str | None = None,
-        user_properties: Any = (),
-    ) -> None:
-        if self.fail is not None:
-            raise self.fail
-        with self.lock:
-            self.messages.append(
-                Published(topic, payload, qos, priority, content_type, list(user_properties))
-            )
+from agent.testing import RecordingSink
 
 
 class Clock:
@@ -101,7 +61,7 @@ def policies(**kinds: SamplingPolicyConfig) -> dict[str, SamplingPolicyConfig]:
 
 
 def make(
-    sink: Sink,
+    sink: RecordingSink,
     *,
     clock: Clock | None = None,
     mqtt5: bool = True,

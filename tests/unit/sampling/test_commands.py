@@ -1,4 +1,4 @@
-"""set-sampling and snapshot through the real command router; build_sampler from a real config."""
+"""set-sampling and snapshot through the real command router; build_samplers from a real config."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import yaml
 from agent.config import load_config
 from agent.protocol.topics import Topics
 from agent.publish import CommandRouter
-from agent.sampling import build_sampler, register_sampling_commands
-from tests.unit.sampling.helpers import Sink, frame, make, payload, result
+from agent.sampling import build_samplers, register_sampling_commands
+from agent.testing import RecordingSink
+from tests.unit.sampling.helpers import frame, make, payload, result
 
 
 def call(router: CommandRouter, name: str, args: dict[str, object]) -> dict[str, object]:
@@ -20,7 +21,7 @@ def call(router: CommandRouter, name: str, args: dict[str, object]) -> dict[str,
 
 
 def test_set_sampling_changes_a_policy_at_run_time() -> None:
-    sink = Sink()
+    sink = RecordingSink()
     sampler = make(sink)
     router = CommandRouter()
     register_sampling_commands(router, sampler)
@@ -35,7 +36,7 @@ def test_set_sampling_changes_a_policy_at_run_time() -> None:
 
 
 def test_set_sampling_refuses_invalid_values_and_changes_nothing() -> None:
-    sampler = make(Sink())
+    sampler = make(RecordingSink())
     router = CommandRouter()
     register_sampling_commands(router, sampler)
     for args, error in [
@@ -53,7 +54,7 @@ def test_set_sampling_refuses_invalid_values_and_changes_nothing() -> None:
 
 
 def test_set_sampling_turns_the_sampler_off_and_on() -> None:
-    sampler = make(Sink())
+    sampler = make(RecordingSink())
     router = CommandRouter()
     register_sampling_commands(router, sampler)
     assert call(router, "set-sampling", {"enabled": False})["result"]["enabled"] is False  # type: ignore[index]
@@ -64,7 +65,7 @@ def test_set_sampling_turns_the_sampler_off_and_on() -> None:
 
 
 def test_snapshot_replies_with_the_id_of_the_next_frame() -> None:
-    sink = Sink()
+    sink = RecordingSink()
     sampler = make(sink)
     router = CommandRouter()
     register_sampling_commands(router, sampler)
@@ -81,7 +82,7 @@ def test_snapshot_replies_with_the_id_of_the_next_frame() -> None:
 
 
 def test_snapshot_times_out_without_frames() -> None:
-    sampler = make(Sink())
+    sampler = make(RecordingSink())
     router = CommandRouter()
     register_sampling_commands(router, sampler)
     reply = call(router, "snapshot", {"timeout_s": 0.05})
@@ -89,7 +90,7 @@ def test_snapshot_times_out_without_frames() -> None:
     sampler.close()
 
 
-def test_build_sampler_from_config(tmp_path: Path) -> None:
+def test_build_samplers_from_config(tmp_path: Path) -> None:
     doc = {
         "device": {"id": "cam-01", "site": "s", "line": "l"},
         "camera": {"source": "synthetic:"},
@@ -99,12 +100,11 @@ def test_build_sampler_from_config(tmp_path: Path) -> None:
     path = tmp_path / "a.yaml"
     path.write_text(yaml.safe_dump(doc))
     cfg = load_config(path)
-    assert build_sampler(cfg, Sink(), Topics.from_config(cfg)) is None  # off by default
+    assert build_samplers(cfg, RecordingSink(), Topics.from_config(cfg)) == []  # off by default
     doc["sampling"] = {"enabled": True, "random": {"enabled": True, "rate": 0.05, "quota": {"per_minute": 2}}}
     path.write_text(yaml.safe_dump(doc))
     cfg = load_config(path)
-    sampler = build_sampler(cfg, Sink(), Topics.from_config(cfg))
-    assert sampler is not None
+    (sampler,) = build_samplers(cfg, RecordingSink(), Topics.from_config(cfg))
     assert sampler.policies["random"].config.rate == 0.05
     assert sampler._wire.topic == "inspection/s/l/cam-01/sample"
     sampler.close()

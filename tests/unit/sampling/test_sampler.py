@@ -16,14 +16,15 @@ from agent.errors import PublishError
 from agent.protocol.schema import load_schema
 from agent.protocol.wire import CONTENT_TYPE, unframe
 from agent.publish import Priority
-from tests.unit.sampling.helpers import TOPIC, Clock, Sink, frame, make, payload, result
+from agent.testing import RecordingSink
+from tests.unit.sampling.helpers import TOPIC, Clock, frame, make, payload, result
 
 LOW = SamplingPolicyConfig(enabled=True, min_score=0.3, max_score=0.9)
 SCHEMA = load_schema("sample")
 
 
 def test_only_unsure_frames_are_sent_with_image_and_metadata(tmp_path: Path) -> None:
-    sink = Sink()
+    sink = RecordingSink()
     sampler = make(sink, low_confidence=LOW, log_path=tmp_path / "samples.jsonl")
     for seq, top in enumerate([0.99, 0.6, 0.97, 0.5]):
         sampler.observe(frame(seq), result(top), payload(seq))
@@ -50,19 +51,19 @@ def test_only_unsure_frames_are_sent_with_image_and_metadata(tmp_path: Path) -> 
 
 
 def test_mqtt311_frames_metadata_before_the_jpeg() -> None:
-    sink = Sink()
+    sink = RecordingSink()
     sampler = make(sink, mqtt5=False, low_confidence=LOW)
     sampler.observe(frame(0), result(0.5), payload())
     sampler.close()
     (msg,) = sink.messages
-    assert msg.content_type is None and msg.user_properties == []
+    assert msg.content_type is None and msg.user_properties == ()
     meta, jpeg = unframe(msg.payload)
     jsonschema.validate(json.loads(meta), SCHEMA)
     assert jpeg.startswith(b"\xff\xd8")
 
 
 def test_a_stopped_line_is_sent_once_per_window() -> None:
-    sink, clock = Sink(), Clock()
+    sink, clock = RecordingSink(), Clock()
     sampler = make(sink, clock=clock, low_confidence=LOW, dedup={"window_s": 30.0, "max_distance": 4})
     for seq in range(1000):
         clock.now += 0.01
@@ -73,7 +74,7 @@ def test_a_stopped_line_is_sent_once_per_window() -> None:
 
 
 def test_quota_per_policy_and_global() -> None:
-    sink, clock = Sink(), Clock()
+    sink, clock = RecordingSink(), Clock()
     low = SamplingPolicyConfig(enabled=True, quota=QuotaConfig(per_minute=3))
     sampler = make(sink, clock=clock, low_confidence=low, quota={"per_hour": 5})
     for seq in range(10):
@@ -87,7 +88,7 @@ def test_quota_per_policy_and_global() -> None:
 
 
 def test_several_policies_fire_together_and_are_all_named() -> None:
-    sink = Sink()
+    sink = RecordingSink()
     sampler = make(
         sink,
         low_confidence=LOW,
@@ -101,7 +102,7 @@ def test_several_policies_fire_together_and_are_all_named() -> None:
 
 
 def test_drift_boost_only_while_the_alarm_is_on() -> None:
-    sink = Sink()
+    sink = RecordingSink()
     sampler = make(sink, drift=SamplingPolicyConfig(enabled=True, rate=1.0))
     sampler.observe(frame(0), result(0.99), payload())
     sampler.set_drift(True)
@@ -113,7 +114,7 @@ def test_drift_boost_only_while_the_alarm_is_on() -> None:
 
 
 def test_snapshot_samples_the_next_frame_whatever_the_policies() -> None:
-    sink = Sink()
+    sink = RecordingSink()
     sampler = make(sink, enabled=False)
     future = sampler.request_snapshot()
     sampler.observe(frame(0), result(0.99), payload())
@@ -124,7 +125,7 @@ def test_snapshot_samples_the_next_frame_whatever_the_policies() -> None:
 
 
 def test_image_is_shrunk_to_fit_the_packet_limit() -> None:
-    sink = Sink()
+    sink = RecordingSink()
     rng = np.random.default_rng(0)
     noisy = frame(0)
     noisy.image = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
@@ -138,18 +139,20 @@ def test_image_is_shrunk_to_fit_the_packet_limit() -> None:
 
 
 def test_too_large_and_publish_failures_are_counted_not_raised() -> None:
-    sampler = make(Sink(), low_confidence=LOW, max_packet=1024, dedup={"enabled": False})
+    sampler = make(RecordingSink(), low_confidence=LOW, max_packet=1024, dedup={"enabled": False})
     sampler.observe(frame(0), result(0.5), payload())
     sampler.close()
     assert sampler.stats()["dropped"]["too_large"] == 1
-    failing = make(Sink(fail=PublishError("outbox refused")), low_confidence=LOW)
+    refusing = RecordingSink()
+    refusing.fail = PublishError("outbox refused")
+    failing = make(refusing, low_confidence=LOW)
     failing.observe(frame(0), result(0.5), payload())
     failing.close()
     assert failing.stats()["dropped"]["publish_failed"] == 1 and failing.stats()["sent"] == 0
 
 
 def test_full_queue_drops_and_counts() -> None:
-    class Blocking(Sink):
+    class Blocking(RecordingSink):
         def publish(self, *args: object, **kwargs: object) -> None:
             gate.wait(5)
             super().publish(*args, **kwargs)  # type: ignore[arg-type]
@@ -168,7 +171,7 @@ def test_full_queue_drops_and_counts() -> None:
 
 @pytest.mark.parametrize("top", [0.2, 0.95])
 def test_disabled_sampler_sends_nothing(top: float) -> None:
-    sink = Sink()
+    sink = RecordingSink()
     sampler = make(sink, enabled=False, low_confidence=LOW, random=SamplingPolicyConfig(enabled=True))
     sampler.observe(frame(0), result(top), payload())
     sampler.close()
