@@ -20,7 +20,9 @@ from agent.drift.monitor import DriftMonitor
 from agent.errors import AgentError
 from agent.health.report import HealthReporter
 from agent.log import bind
+from agent.model import state as model_state
 from agent.model.loaded import LoadedModel, load_model
+from agent.model.store import restore_link
 from agent.pipeline.payloads import encode, event_payload
 from agent.pipeline.runner import FrameObserver, Pipeline
 from agent.pipeline.supervisor import Supervisor
@@ -61,10 +63,11 @@ class Agent:
             model,
             loader=self.load,
             model_path=cfg.resolve(cfg.model.path),
-            state_file=cfg.state_dir / "model-state.json",
+            state_file=model_state.path_in(cfg.state_dir),
             emit=self.emit,
             watch_frames=cfg.inference.rollback_frames,
             overrun_ratio=cfg.inference.overrun_ratio,
+            restore_link=restore_link,
         )
         if cfg.model.fallback is not None:
             self.slot.set_fallback(self.load(cfg.model.fallback))
