@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.inventory import Host, InventoryError, load
-
-REPO = Path(__file__).resolve().parents[3]
+from deploy.fleet import Host, InventoryError, load
+from tests.support.paths import REPO
 
 
 def test_yaml_inventory(tmp_path: Path) -> None:

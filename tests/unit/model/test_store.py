@@ -117,7 +117,7 @@ def _package_members(tmp_path: Path) -> list[tuple[tarfile.TarInfo, bytes]]:
 
 def test_tarball_with_path_escape_is_refused(tmp_path: Path) -> None:
     bad = _tar(tmp_path / "bad.tar", [_file("../escape.txt", b"hi")])
-    with pytest.raises(ModelError, match="refusing member '../escape.txt'"):
+    with pytest.raises(ModelError, match=r"refusing member '\.\./escape\.txt'"):
         ModelStore(tmp_path / "store").install(bad)
     assert not (tmp_path / "escape.txt").exists()
 
