@@ -324,7 +324,7 @@ def test_inventory_flashes_every_host(
 
 
 @pytest.mark.skipif(shutil.which("ansible-playbook") is None, reason="ansible-playbook not installed")
-def test_ansible_playbook_flashes_in_batches(
+def test_ansible_playbooks_flash_in_batches_and_roll_back(
     sshd: SshServer, device: Path, tmp_path: Path, validate_cmd: str
 ) -> None:
     common = (
@@ -354,6 +354,16 @@ def test_ansible_playbook_flashes_in_batches(
     assert "demo 1.0.0 -> 2.0.0 active" in result.stdout
     assert "failed=0" in result.stdout
     assert current(device) == "2.0.0"
+
+    argv = [
+        "ansible-playbook", "-i", str(inv), str(REPO / "deploy" / "ansible" / "rollback.yml"),
+        "-e", "target=inspection", "-e", f"store={device}", "-e", "reload=none", "-e", "use_become=false",
+        "-e", f"agent_cli='{DEVICE_CLI}'",
+    ]  # fmt: skip
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=240, check=False, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "demo 2.0.0 -> 1.0.0" in result.stdout
+    assert current(device) == "1.0.0"
 
 
 REAL_VALIDATE = f"{DEVICE_CLI} model validate"
