@@ -23,7 +23,9 @@ from agent.errors import PublishError
 from agent.events import Event
 from agent.health.report import HealthReporter
 from agent.log import bind
+from agent.model import state as model_state
 from agent.model.loaded import LoadedModel, load_model
+from agent.model.store import restore_link
 from agent.pipeline.runner import Pipeline
 from agent.pipeline.supervisor import Supervisor
 from agent.pipeline.swap import ModelSlot
@@ -66,10 +68,11 @@ class Agent:
             model,
             loader=self.load,
             model_path=cfg.resolve(cfg.model.path),
-            state_file=cfg.state_dir / "model-state.json",
+            state_file=model_state.path_in(cfg.state_dir),
             emit=self.emit,
             watch_frames=cfg.inference.rollback_frames,
             overrun_ratio=cfg.inference.overrun_ratio,
+            restore_link=restore_link,
         )
         if cfg.model.fallback is not None:
             self.slot.set_fallback(self.load(cfg.model.fallback))

@@ -22,6 +22,7 @@ _COMMANDS = {
     "check": "agent.commands.check",
     "bench": "agent.commands.bench",
     "model": "agent.model.commands",
+    "store": "agent.model.store_commands",
     "status": "agent.commands.status",
     "collector": "agent.collector.commands",
     "dataset": "agent.collector.dataset_commands",

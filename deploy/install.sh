@@ -137,17 +137,11 @@ seed_model_store() {
         note "no demo model at $DEMO_MODEL; the store stays empty until deploy/flash-model"
         return
     fi
-    # install_package is idempotent; `current` is only set when the model has none yet, so a
-    # re-run never undoes a flash.
-    run env PYTHONPATH="$SOURCE" "$PYTHON" -c '
-import sys
-from agent import modelstore as ms
-dest = ms.install_package(sys.argv[1], sys.argv[2])
-name, version = ms.package_identity(dest)
-if ms.current_version(sys.argv[2], name) is None:
-    ms.activate(sys.argv[2], name, version)
-print(f"model store: {name} current -> {ms.current_version(sys.argv[2], name)}")
-' "$DEMO_MODEL" "$STORE"
+    # The installed agent's own `store install`: idempotent, and --activate-if-none sets `current`
+    # only when the model has none yet, so a re-run never undoes a flash. No validation here: the
+    # demo package ships with (and is tested with) this source, and the agent is not running yet.
+    run "$PYTHON" -m agent store install "$DEMO_MODEL" --store "$STORE" \
+        --activate-if-none --reload none --no-validate
 }
 
 fix_ownership() {

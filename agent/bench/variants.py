@@ -25,6 +25,7 @@ import numpy as np
 from agent.capture import open_source
 from agent.capture.base import Frame, FrameSource
 from agent.config import AgentConfig
+from agent.model import state as model_state
 from agent.model.loaded import LoadedModel, load_model
 from agent.pipeline.runner import Pipeline
 from agent.pipeline.swap import ModelSlot
@@ -125,7 +126,7 @@ def naive(cfg: AgentConfig, frames: int) -> dict[str, Any]:
 
 def _build_pipeline(cfg: AgentConfig, factory: Any) -> Pipeline:
     """The agent's pipeline on the configured model, publishing into a NullSink."""
-    state = Path(tempfile.mkdtemp(prefix="inspection-bench-")) / "model-state.json"
+    state = Path(tempfile.mkdtemp(prefix="inspection-bench-")) / model_state.FILENAME
     slot = ModelSlot(
         _model(cfg),
         loader=lambda p: _model(cfg),

@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
+from agent import fsutil
 from agent.errors import AgentError
 
 _SYNC_THREADS = 16
@@ -58,11 +60,11 @@ class LocalStorage:
             for key, data in items:
                 staged.append(self._stage(key, data, dirs))
             renames = [(tmp, final) for _, tmp, final in staged]
-            fds, staged = [fd for fd, _, _ in staged], []  # _sync_close closes them, whatever happens
-            list(self._pool.map(_sync_close, fds))
+            fds, staged = [fd for fd, _, _ in staged], []  # fsync_fd closes them, whatever happens
+            list(self._pool.map(partial(fsutil.fsync_fd, close=True), fds))
             for tmp, final in renames:
                 os.replace(tmp, final)
-            list(self._pool.map(_sync_dir, dirs))
+            list(self._pool.map(fsutil.fsync_dir, dirs))
         except OSError as exc:
             for fd, _, _ in staged:
                 os.close(fd)
@@ -103,7 +105,7 @@ class LocalStorage:
             dirs = {*self._ensure_dir(target.parent), source.parent}
             os.replace(source, target)
             for directory in dirs:
-                _sync_dir(directory)
+                fsutil.fsync_dir(directory)
         except OSError as exc:
             raise StorageError(f"cannot move {src} to {dst}: {exc.strerror or exc}") from exc
 
@@ -118,21 +120,6 @@ class LocalStorage:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
-
-
-def _sync_close(fd: int) -> None:
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _sync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def make_storage(backend: str, root: Path) -> LocalStorage:

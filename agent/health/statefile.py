@@ -6,12 +6,11 @@ not fsynced, because it is rewritten every interval and an SD card wears out.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from agent import fsutil
 from agent.errors import AgentError
 
 FILENAME = "health.json"
@@ -19,14 +18,10 @@ FILENAME = "health.json"
 
 def write_atomic(path: Path, doc: dict[str, Any]) -> None:
     """Replace ``path`` with ``doc`` as JSON; raise AgentError when the directory is unusable."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(doc, indent=1, allow_nan=False), encoding="utf-8")
-        os.replace(tmp, path)
+        fsutil.write_atomic(path, json.dumps(doc, indent=1, allow_nan=False), durable=False)
     except OSError as exc:
-        with contextlib.suppress(OSError):  # nothing to clean when the directory itself is unusable
-            tmp.unlink(missing_ok=True)
         raise AgentError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 

@@ -41,7 +41,7 @@ def package_dir(path: str) -> Iterator[Path]:
     """A package directory; a ``.tar.gz`` package is unpacked (safely) into a temporary one first."""
     p = Path(path)
     if p.is_file() and p.name.endswith(_TARBALL):
-        from agent.model.pack import unpack_package
+        from agent.model.archive import unpack_package
 
         with tempfile.TemporaryDirectory(prefix="inspection-model-") as tmp:
             yield unpack_package(p, Path(tmp))

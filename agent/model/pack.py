@@ -1,4 +1,4 @@
-"""Build a model package from model file(s) and a short description, and unpack ``.tar.gz`` packages safely.
+"""Build a model package from model file(s) and a short description (unpacking is :mod:`agent.model.archive`).
 
 A package is written to a hidden sibling directory and renamed into place only once
 it is complete (manifest parsed back with the strict validator, every runtime loaded,
@@ -29,7 +29,6 @@ from agent.runtimes.base import SUFFIX_RUNTIME, RuntimeKind
 
 GOLDEN_DIR = "golden"
 LABELS_FILE = "labels.txt"
-MAX_UNPACKED_BYTES = 4 << 30  # refuse archives that would unpack to more than 4 GiB
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,47 +168,3 @@ def make_tarball(root: Path) -> Path:
                 filter=clean,
             )
     return target
-
-
-def unpack_package(tar: Path, dest: Path) -> Path:
-    """Extract a package ``.tar.gz`` into ``dest``; return the package root (the folder with manifest.yaml).
-
-    Only plain files and directories are accepted: absolute names, ``..`` components,
-    links of any kind and device files are refused before anything is written.
-    """
-    try:
-        with tarfile.open(tar, "r:*") as archive:
-            members = archive.getmembers()
-            _check_members(members, tar)
-            dest.mkdir(parents=True, exist_ok=True)
-            for member in members:
-                target = dest.joinpath(*PurePosixPath(member.name).parts)
-                if member.isdir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                source = archive.extractfile(member)
-                assert source is not None
-                with source, target.open("wb") as fh:
-                    shutil.copyfileobj(source, fh)
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise ModelError(f"{tar.name} is not a readable package archive: {exc}") from exc
-    roots = [p.parent for p in dest.rglob(MANIFEST)]
-    if len(roots) != 1:
-        raise ModelError(f"{tar.name} must hold exactly one {MANIFEST}, found {len(roots)}")
-    return roots[0]
-
-
-def _check_members(members: list[tarfile.TarInfo], tar: Path) -> None:
-    total = 0
-    for member in members:
-        name = PurePosixPath(member.name)
-        if name.is_absolute() or ".." in name.parts or member.name.startswith(("/", "\\")):
-            raise ModelError(f"{tar.name}: refusing member {member.name!r} (absolute path or '..')")
-        if not (member.isfile() or member.isdir()):
-            raise ModelError(
-                f"{tar.name}: refusing member {member.name!r} (links and special files are not allowed)"
-            )
-        total += member.size
-    if total > MAX_UNPACKED_BYTES:
-        raise ModelError(f"{tar.name} would unpack to {total} bytes, more than {MAX_UNPACKED_BYTES}")

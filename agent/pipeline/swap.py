@@ -11,10 +11,7 @@ and to an MQTT event.
 
 from __future__ import annotations
 
-import json
-import os
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -22,10 +19,11 @@ from typing import Any
 
 import structlog
 
-from agent import events, modelstore
+from agent import events, fsutil
 from agent.errors import AgentError
 from agent.events import EventSink, ModelState, Severity
 from agent.log import bind
+from agent.model import state as model_state
 from agent.model.loaded import LoadedModel
 from agent.protocol.payloads import ModelSummary, same_model
 
@@ -34,28 +32,9 @@ log = structlog.get_logger(__name__)
 Loader = Callable[[str], LoadedModel]
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write, fsync, rename, fsync the directory: a power cut leaves the old or the new file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def repoint(link: Path, target: Path) -> None:
-    """Atomically make symlink ``link`` point at ``target`` (rename of a new link over the old)."""
-    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    os.symlink(target, tmp)
-    os.replace(tmp, link)
+# Points the package link (``model.path``) back at a package root after a failed swap; the
+# composition root passes the model store's, which also keeps the store's history right.
+LinkRestorer = Callable[[Path, Path], None]
 
 
 class ModelSlot:
@@ -71,9 +50,11 @@ class ModelSlot:
         emit: EventSink,
         watch_frames: int,
         overrun_ratio: float,
+        restore_link: LinkRestorer = fsutil.replace_symlink,
     ) -> None:
         self.model = model
         self._loader = loader
+        self._restore = restore_link
         self._link = model_path if model_path.is_symlink() else None
         self._default_path = str(model_path)
         self._state_file = state_file
@@ -192,34 +173,23 @@ class ModelSlot:
         return outcome
 
     def _restore_link(self, model: LoadedModel) -> None:
-        """Point the package link back at ``model``: through the model store when it is one."""
+        """Point the package link back at ``model`` (``restore_link``: through the store when it is one)."""
         link, root = self._link, model.package.root
         if link is None or link.resolve() == root:
             return
-        if link.name == modelstore.CURRENT and root.parent == link.parent.resolve():
-            modelstore.activate(
-                link.parent.parent, link.parent.name, root.name
-            )  # locked, fsynced, in history
-        else:
-            repoint(link, root)
+        self._restore(link, root)
 
     def _write_state(
-        self, state: str, model: LoadedModel, *, previous: str | None, reason: str
+        self, state: model_state.State, model: LoadedModel, *, previous: str | None, reason: str
     ) -> ModelState:
-        data = ModelState(
-            state=state,
-            name=model.name,
-            version=model.version,
-            sha256=model.package.sha256,
-            previous=previous,
-            reason=reason,
-            ts=int(time.time() * 1000),
+        record = model_state.ModelState(
+            state, model.name, model.version, model.package.sha256, previous, reason
         )
         try:
-            write_json_atomic(self._state_file, dict(data))
+            model_state.write(self._state_file, record)
         except OSError as exc:
             log.warning("model_state_not_written", path=str(self._state_file), error=str(exc))
-        return data
+        return record.as_dict()
 
 
 class _Watch:

@@ -1,10 +1,11 @@
 """deploy/flash-model and deploy/rollback against a real OpenSSH server standing in for the device.
 
-The device store is a temp dir on this machine, reached through sshd as root. Until
-``inspection-agent model validate`` exists, a small script stands in for it via ``--validate-cmd``
-(the default stays the real CLI). The agent's hot swap is played by a stand-in process that
-answers SIGHUP by writing model-state.json as the agent does; the end-to-end test with the real
-agent (zero dropped frames, automatic rollback) belongs with ``inspection-agent run``.
+The device store is a temp dir on this machine, reached through sshd as root; the device's CLI is
+this checkout's ``inspection-agent`` (``python -m agent``), which does every step there. Packages
+made of placeholder bytes cannot pass the real ``model validate``, so a small script stands in for
+it via ``--validate-cmd`` (the real one runs in the last tests, on real models). The agent's hot
+swap is played by a stand-in process that answers SIGHUP by writing model-state.json as the agent
+does, and by the real agent in the last test (zero dropped frames, automatic rollback).
 """
 
 from __future__ import annotations
@@ -24,14 +25,14 @@ from typing import Any
 
 import pytest
 
-from agent import modelstore as ms
+from agent.model.store import ModelStore, is_complete
 from tests.support.paths import REPO, free_port
 from tests.support.sshd import SshServer
 from tests.unit.deploy.packages import break_manifest_checksum, make_package, make_tarball, truncate_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-DEVICE_PYTHON = f"env PYTHONPATH={shlex.quote(str(REPO))} {shlex.quote(sys.executable)}"
+DEVICE_CLI = f"env PYTHONPATH={shlex.quote(str(REPO))} {shlex.quote(sys.executable)} -m agent"
 
 VALIDATE = textwrap.dedent(
     """\
@@ -53,7 +54,7 @@ STAND_IN_AGENT = textwrap.dedent(
     def reload(*_):
         current = os.path.join(store, "demo", "current")
         manifest = yaml.safe_load(open(os.path.join(current, "manifest.yaml")))
-        bad = manifest.get("fails_after_swap", False)
+        bad = manifest.get("description") == "fails after swap"
         state = {"state": "rolled_back" if bad else "active", "name": manifest["name"],
                  "version": manifest["version"], "sha256": manifest["sha256"], "previous": None,
                  "reason": "3 of 20 frames produced NaN" if bad else "", "ts": int(time.time() * 1000)}
@@ -72,10 +73,14 @@ STAND_IN_AGENT = textwrap.dedent(
 @pytest.fixture
 def device(tmp_path: Path) -> Path:
     """A store with demo 1.0.0 running, as after deploy/install.sh."""
-    store = tmp_path / "store"
-    ms.install_package(make_package(tmp_path / "v1", version="1.0.0"), store)
-    ms.activate(store, "demo", "1.0.0")
-    return store
+    store = ModelStore(tmp_path / "store")
+    store.install(make_package(tmp_path / "v1", version="1.0.0"))
+    store.activate("demo", "1.0.0")
+    return store.root
+
+
+def current(store: Path) -> str | None:
+    return ModelStore(store).current("demo")
 
 
 @pytest.fixture
@@ -105,7 +110,7 @@ def flash(sshd: SshServer, store: Path, package: Path, *extra: str) -> subproces
     argv = [
         sys.executable, str(REPO / "deploy" / "flash-model"), str(package), sshd.host,
         "--ssh-port", str(sshd.port), "--user", sshd.user, "--identity", str(sshd.identity),
-        "--known-hosts", str(sshd.known_hosts), "--store", str(store), "--device-python", DEVICE_PYTHON,
+        "--known-hosts", str(sshd.known_hosts), "--store", str(store), "--device-cli", DEVICE_CLI,
         "--config", str(store.parent / "cam-01.yaml"), *extra,
     ]  # fmt: skip
     return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
@@ -123,9 +128,9 @@ def test_good_package_switches_current(
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK [done] demo 1.0.0 -> 2.0.0 active" in result.stdout
-    assert ms.current_version(device, "demo") == "2.0.0"
-    assert ms.is_complete(device / "demo" / "current")
-    assert not list(Path("/var/tmp").glob("inspection-flash.*/package/manifest.yaml"))
+    assert current(device) == "2.0.0"
+    assert is_complete(device / "demo" / "current")
+    assert not list(Path("/var/tmp").glob("inspection-flash.*/package"))
 
 
 def test_truncated_model_is_refused(sshd: SshServer, device: Path, tmp_path: Path, validate_cmd: str) -> None:
@@ -134,7 +139,7 @@ def test_truncated_model_is_refused(sshd: SshServer, device: Path, tmp_path: Pat
     result = flash(sshd, device, pkg, *no_reload(validate_cmd))
     assert result.returncode == 3
     assert "FAILED [verify]" in result.stdout and "sha256 mismatch for model.tflite" in result.stdout
-    assert ms.current_version(device, "demo") == "1.0.0"
+    assert current(device) == "1.0.0"
     assert not (device / "demo" / "2.0.0").exists()
 
 
@@ -146,7 +151,7 @@ def test_bad_manifest_checksum_is_refused(
     result = flash(sshd, device, pkg, *no_reload(validate_cmd))
     assert result.returncode == 3, result.stdout
     assert "sha256 mismatch" in result.stdout
-    assert ms.current_version(device, "demo") == "1.0.0"
+    assert current(device) == "1.0.0"
 
 
 def test_package_failing_validation_is_refused(
@@ -159,7 +164,7 @@ def test_package_failing_validation_is_refused(
     result = flash(sshd, device, pkg, *no_reload(validate_cmd))
     assert result.returncode == 3
     assert "FAILED [validate] validation failed: latency: p99 12.0 ms over budget" in result.stdout
-    assert ms.current_version(device, "demo") == "1.0.0"
+    assert current(device) == "1.0.0"
     assert not (device / "demo" / "2.0.0").exists()
 
 
@@ -170,7 +175,7 @@ def test_missing_validate_command_is_refused(sshd: SshServer, device: Path, tmp_
     )
     assert result.returncode == 3
     assert "FAILED [validate] cannot run" in result.stdout
-    assert ms.current_version(device, "demo") == "1.0.0"
+    assert current(device) == "1.0.0"
 
 
 def test_unreachable_host_fails_cleanly(device: Path, tmp_path: Path, validate_cmd: str) -> None:
@@ -181,23 +186,23 @@ def test_unreachable_host_fails_cleanly(device: Path, tmp_path: Path, validate_c
     result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 255
     assert "127.0.0.1: FAILED [ssh]" in result.stdout
-    assert ms.current_version(device, "demo") == "1.0.0"
+    assert current(device) == "1.0.0"
 
 
 def test_damaged_transfer_is_refused(
     sshd: SshServer, device: Path, tmp_path: Path, validate_cmd: str
 ) -> None:
-    """The digest sent along does not match what arrived (as after a corrupted stream)."""
-    pkg = make_package(tmp_path / "v2", version="2.0.0")
-    (tmp_path / "v2" / "device_flash.py").write_bytes((REPO / "deploy" / "device_flash.py").read_bytes())
+    """The sha256 sent along does not match what arrived (as after a corrupted or cut stream)."""
+    pkg = make_tarball(make_package(tmp_path / "v2", version="2.0.0"))
     cmd = (
-        f"{DEVICE_PYTHON} {tmp_path / 'v2' / 'device_flash.py'} flash --package {pkg} --digest {'0' * 64} "
-        f"--store {device} --reload none --validate-cmd {shlex.quote(validate_cmd)}"
+        f"{DEVICE_CLI} store install {pkg} --sha256 {'0' * 64} --activate --store {device} "
+        f"--reload none --validate-cmd {shlex.quote(validate_cmd)} --json"
     )
     result = sshd.run(cmd)
-    assert result.returncode == 3
+    assert result.returncode == 1, result.stdout + result.stderr
     assert json.loads(result.stdout)["step"] == "transfer"
-    assert ms.current_version(device, "demo") == "1.0.0"
+    assert current(device) == "1.0.0"
+    assert ModelStore(device).versions("demo") == ["1.0.0"]
 
 
 def test_agent_confirms_the_swap_via_model_state(
@@ -209,7 +214,7 @@ def test_agent_confirms_the_swap_via_model_state(
                    "--validate-cmd", validate_cmd, "--timeout", "30")  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(state_file.read_text())["version"] == "2.0.0"
-    assert ms.current_version(device, "demo") == "2.0.0"
+    assert current(device) == "2.0.0"
 
 
 def test_agent_rollback_after_swap_restores_current_and_fails(
@@ -217,12 +222,14 @@ def test_agent_rollback_after_swap_restores_current_and_fails(
 ) -> None:
     pid_file, state_file = agent
     pkg = make_package(tmp_path / "v2", version="2.0.0")
-    (pkg / "manifest.yaml").write_text((pkg / "manifest.yaml").read_text() + "fails_after_swap: true\n")
+    (pkg / "manifest.yaml").write_text(
+        (pkg / "manifest.yaml").read_text() + "description: fails after swap\n"
+    )
     result = flash(sshd, device, pkg, "--reload", f"pid:{pid_file}", "--state-file", str(state_file),
                    "--validate-cmd", validate_cmd, "--timeout", "30")  # fmt: skip
     assert result.returncode == 4, result.stdout + result.stderr
     assert "the agent rolled_back: 3 of 20 frames produced NaN" in result.stdout
-    assert ms.current_version(device, "demo") == "1.0.0"
+    assert current(device) == "1.0.0"
 
 
 def test_agent_that_never_answers_times_out(
@@ -257,7 +264,7 @@ def test_reload_failure_restores_current(
                    "--state-file", str(tmp_path / "model-state.json"))  # fmt: skip
     assert result.returncode == 6
     assert "FAILED [reload]" in result.stdout
-    assert ms.current_version(device, "demo") == "1.0.0"
+    assert current(device) == "1.0.0"
 
 
 def test_flash_without_a_way_to_confirm_is_refused_before_the_switch(
@@ -267,7 +274,7 @@ def test_flash_without_a_way_to_confirm_is_refused_before_the_switch(
     result = flash(sshd, device, make_package(tmp_path / "v2", version="2.0.0"), "--reload",
                    f"pid:{tmp_path / 'no-agent.pid'}", "--validate-cmd", validate_cmd)  # fmt: skip
     assert result.returncode == 3 and "pass --config or --state-file" in result.stdout
-    assert ms.current_version(device, "demo") == "1.0.0"
+    assert current(device) == "1.0.0"
 
 
 def test_rollback_goes_back_one_version(
@@ -282,12 +289,12 @@ def test_rollback_goes_back_one_version(
     argv = [
         sys.executable, str(REPO / "deploy" / "rollback"), sshd.host, "--ssh-port", str(sshd.port),
         "--user", sshd.user, "--identity", str(sshd.identity), "--known-hosts", str(sshd.known_hosts),
-        "--store", str(device), "--reload", "none", "--device-python", DEVICE_PYTHON,
+        "--store", str(device), "--reload", "none", "--device-cli", DEVICE_CLI,
     ]  # fmt: skip
     result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK [done] demo 2.0.0 -> 1.0.0" in result.stdout
-    assert ms.current_version(device, "demo") == "1.0.0"
+    assert current(device) == "1.0.0"
     again = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert again.returncode == 3 and "no earlier version" in again.stdout
 
@@ -306,7 +313,7 @@ def test_inventory_flashes_every_host(
     argv = [
         sys.executable, str(REPO / "deploy" / "flash-model"), str(pkg),
         "--inventory", str(inv), "--known-hosts", str(sshd.known_hosts), "--store", str(device),
-        "--device-python", DEVICE_PYTHON, *no_reload(validate_cmd),
+        "--device-cli", DEVICE_CLI, *no_reload(validate_cmd),
     ]  # fmt: skip
     result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -317,7 +324,7 @@ def test_inventory_flashes_every_host(
 
 
 @pytest.mark.skipif(shutil.which("ansible-playbook") is None, reason="ansible-playbook not installed")
-def test_ansible_playbook_flashes_in_batches(
+def test_ansible_playbooks_flash_in_batches_and_roll_back(
     sshd: SshServer, device: Path, tmp_path: Path, validate_cmd: str
 ) -> None:
     common = (
@@ -339,17 +346,27 @@ def test_ansible_playbook_flashes_in_batches(
         "ansible-playbook", "-i", str(inv), str(REPO / "deploy" / "ansible" / "flash-model.yml"),
         "-e", f"package={make_tarball(make_package(tmp_path / 'v2', version='2.0.0'))}",
         "-e", f"store={device}", "-e", "reload=none", "-e", "use_become=false",
-        "-e", f"device_python='{DEVICE_PYTHON}'", "-e", f"controller_python={sys.executable}",
+        "-e", f"agent_cli='{DEVICE_CLI}'",
         "-e", f"validate_cmd='{validate_cmd}'",
     ]  # fmt: skip
     result = subprocess.run(argv, capture_output=True, text=True, timeout=240, check=False, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "demo 1.0.0 -> 2.0.0 active" in result.stdout
     assert "failed=0" in result.stdout
-    assert ms.current_version(device, "demo") == "2.0.0"
+    assert current(device) == "2.0.0"
+
+    argv = [
+        "ansible-playbook", "-i", str(inv), str(REPO / "deploy" / "ansible" / "rollback.yml"),
+        "-e", "target=inspection", "-e", f"store={device}", "-e", "reload=none", "-e", "use_become=false",
+        "-e", f"agent_cli='{DEVICE_CLI}'",
+    ]  # fmt: skip
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=240, check=False, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "demo 2.0.0 -> 1.0.0" in result.stdout
+    assert current(device) == "1.0.0"
 
 
-REAL_VALIDATE = f"{DEVICE_PYTHON} -m agent model validate"
+REAL_VALIDATE = f"{DEVICE_CLI} model validate"
 
 
 def test_real_validate_accepts_a_real_model(sshd: SshServer, device: Path, tmp_path: Path) -> None:
@@ -358,7 +375,7 @@ def test_real_validate_accepts_a_real_model(sshd: SshServer, device: Path, tmp_p
     pkg = write_package(tmp_path / "real", "cls_u8.tflite", name="demo", version="2.0.0")
     result = flash(sshd, device, pkg, "--reload", "none", "--validate-cmd", REAL_VALIDATE)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert ms.current_version(device, "demo") == "2.0.0"
+    assert current(device) == "2.0.0"
 
 
 def test_real_validate_refuses_a_model_too_slow_for_its_budget(
@@ -370,7 +387,7 @@ def test_real_validate_refuses_a_model_too_slow_for_its_budget(
     result = flash(sshd, device, pkg, "--reload", "none", "--validate-cmd", REAL_VALIDATE)
     assert result.returncode == 3, result.stdout + result.stderr
     assert "FAILED [validate]" in result.stdout and "over budget" in result.stdout
-    assert ms.current_version(device, "demo") == "1.0.0"
+    assert current(device) == "1.0.0"
     assert not (device / "demo" / "2.0.0").exists()
 
 
@@ -400,8 +417,8 @@ def test_real_agent_hot_swaps_and_rolls_back_a_failing_model(
     from tests.unit.model.packages import write_package
 
     store = tmp_path / "store"
-    ms.install_package(write_package(tmp_path / "p1", "cls_u8.tflite", name="demo", version="1.0.0"), store)
-    ms.activate(store, "demo", "1.0.0")
+    ModelStore(store).install(write_package(tmp_path / "p1", "cls_u8.tflite", name="demo", version="1.0.0"))
+    ModelStore(store).activate("demo", "1.0.0")
     config = write_config(
         tmp_path / "agent", port=mosquitto.port, prefix=unique_prefix, source="synthetic:1",
         package=store / "demo" / "current", camera={"realtime": True, "fps": 20},
@@ -435,7 +452,7 @@ def test_real_agent_hot_swaps_and_rolls_back_a_failing_model(
         result = flash(sshd, store, nan, *common, "--validate-cmd", "true")
         assert result.returncode == 4, result.stdout + result.stderr + agent.output[-3000:]
         assert "FAILED [confirm] the agent failed: model output contains NaN" in result.stdout
-        assert ms.current_version(store, "demo") == "2.0.0"
+        assert current(store) == "2.0.0"
 
         slow = make_slow_package(tmp_path / "p4", slow_classifier(tmp_path / "slow.onnx", 400),
                                  name="demo", version="4.0.0", labels=["ok", "scratch", "hole"],
@@ -443,7 +460,7 @@ def test_real_agent_hot_swaps_and_rolls_back_a_failing_model(
         result = flash(sshd, store, slow, *common, "--validate-cmd", "true")
         assert result.returncode == 4, result.stdout + result.stderr + agent.output[-3000:]
         assert "FAILED [confirm] the agent rolled_back" in result.stdout and "over budget" in result.stdout
-        assert ms.current_version(store, "demo") == "2.0.0"
+        assert current(store) == "2.0.0"
         assert agent.proc.poll() is None
     finally:
         agent.stop()

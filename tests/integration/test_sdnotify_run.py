@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from agent import modelstore as ms
+from agent.model.store import ModelStore
 from tests.support.agentproc import AgentProcess, write_config
 from tests.support.rtsp import RtspServer
 from tests.unit.model.packages import write_package
@@ -73,8 +73,8 @@ def test_ready_then_watchdog_while_frames_flow_and_silence_when_the_camera_stall
     tmp_path: Path, listener: NotifyListener, rtsp_server: RtspServer, mosquitto: Any, unique_prefix: str
 ) -> None:
     store = tmp_path / "store"
-    ms.install_package(write_package(tmp_path / "pkg", "cls_u8.tflite", name="demo", version="1.0.0"), store)
-    ms.activate(store, "demo", "1.0.0")
+    ModelStore(store).install(write_package(tmp_path / "pkg", "cls_u8.tflite", name="demo", version="1.0.0"))
+    ModelStore(store).activate("demo", "1.0.0")
     config = write_config(
         tmp_path / "agent", port=mosquitto.port, prefix=unique_prefix, source=rtsp_server.url,
         package=store / "demo" / "current",

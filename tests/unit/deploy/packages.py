@@ -25,6 +25,7 @@ def make_package(
         "file": "model.tflite",
         "sha256": hashlib.sha256(model).hexdigest(),
         "labels": ["ok", "scratch"],
+        "input": {"width": 8, "height": 8},
         "budget_ms": 50,
     }
     (pkg / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from agent import modelstore as ms
 from agent.config import load_config
+from agent.model.store import ModelStore, is_complete
 from tests.support.paths import REPO
 from tests.unit.deploy.packages import make_package
 
@@ -46,7 +46,7 @@ def test_dry_run_prints_every_action_and_changes_nothing(tmp_path: Path, demo: P
         "cam-01.yaml",
     ):
         assert action in out
-    assert "mqtt-password" in out and "ms.install_package" in out
+    assert "mqtt-password" in out and "-m agent store install" in out and "--activate-if-none" in out
 
 
 def test_install_into_a_root_lays_out_units_config_and_store(tmp_path: Path, demo: Path) -> None:
@@ -59,7 +59,7 @@ def test_install_into_a_root_lays_out_units_config_and_store(tmp_path: Path, dem
     assert (root / "etc/inspection-agent/credentials/mqtt-password").stat().st_mode & 0o777 == 0o600
     store = root / "var/lib/inspection-agent/models"
     assert os.readlink(store / "demo-defects" / "current") == "1.0.0"
-    assert ms.is_complete(store / "demo-defects" / "current")
+    assert is_complete(store / "demo-defects" / "current")
     config = load_config(root / "etc/inspection-agent/cam-01.yaml")
     assert config.model.path == "/var/lib/inspection-agent/models/demo-defects/current"
     if shutil.which("systemd-sysusers"):
@@ -72,15 +72,16 @@ def test_second_run_keeps_config_and_flashed_model(tmp_path: Path, demo: Path) -
     install(root, "--no-pip", demo=demo)
     config = root / "etc/inspection-agent/cam-01.yaml"
     config.write_text(config.read_text().replace("cam-01", "cam-07"))
-    store = root / "var/lib/inspection-agent/models"
-    ms.install_package(make_package(tmp_path / "v2", name="demo-defects", version="2.0.0"), store)
-    ms.activate(store, "demo-defects", "2.0.0")
+    store = ModelStore(root / "var/lib/inspection-agent/models")
+    store.install(make_package(tmp_path / "v2", name="demo-defects", version="2.0.0"))
+    store.activate("demo-defects", "2.0.0")
 
     out = install(root, "--no-pip", demo=demo).stdout
     assert "keeping existing" in out
     assert "+ install -D" not in out  # unchanged files are not copied again
     assert "cam-07" in config.read_text()
-    assert ms.current_version(store, "demo-defects") == "2.0.0"
+    assert store.current("demo-defects") == "2.0.0"
+    assert store.history("demo-defects") == ["1.0.0", "2.0.0"]
 
 
 def test_raspberry_pi_gets_litert_and_system_site_packages(tmp_path: Path) -> None:

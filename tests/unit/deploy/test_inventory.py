@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.inventory import Host, InventoryError, load
+from deploy.fleet import Host, InventoryError, load
 from tests.support.paths import REPO
 
 

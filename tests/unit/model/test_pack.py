@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from agent.errors import ModelError
-from agent.model.pack import make_tarball, manifest_for_repack, pack, unpack_package
+from agent.model.archive import unpack_package
+from agent.model.pack import make_tarball, manifest_for_repack, pack
 from agent.model.signing import verify_checksums
 from agent.model.validate import validate_package
 from tests.unit.model.packages import FIXTURES, golden_dir, manifest_for_pack
