@@ -109,24 +109,49 @@ def write_golden(out: Path, test: Dataset, runners: dict[str, Runner], max_tries
     return expected
 
 
+def _quantiles(top1: np.ndarray) -> list[float]:
+    points = np.linspace(0.0, 1.0, min(REFERENCE_POINTS, len(top1)))
+    return sorted(round(float(q), 4) for q in np.quantile(top1, points, method="inverted_cdf"))
+
+
+def _image_stats(stats: np.ndarray) -> dict[str, dict[str, float]]:
+    """Mean/std per statistic; sharpness also in log space, where the device tests it (docs/health.md)."""
+    out = {
+        name: {"mean": round(float(stats[:, j].mean()), 4), "std": round(float(stats[:, j].std()), 4)}
+        for j, name in enumerate(STAT_NAMES)
+    }
+    log = np.log(np.maximum(stats[:, STAT_NAMES.index("sharpness")], 1e-6))
+    out["sharpness"].update(log_mean=round(float(log.mean()), 4), log_std=round(float(log.std()), 4))
+    return out
+
+
 def reference_block(val: Dataset, tflite: Runner, split: str) -> dict[str, Any]:
-    """What held-out data looks like to the int8 TFLite model, for drift detection on the device."""
+    """What held-out data looks like to the int8 TFLite model, for drift detection on the device.
+
+    ``by_class`` repeats the confidences and image statistics per predicted class, so the
+    device can compare a line that is mostly good parts with the good parts' reference
+    (docs/health.md); a class predicted fewer than twice gets no entry.
+    """
     probs = tflite(val.images)
     top1 = probs.max(axis=1)
-    quantiles = np.quantile(
-        top1, np.linspace(0.0, 1.0, min(REFERENCE_POINTS, len(top1))), method="inverted_cdf"
-    )
     pred = probs.argmax(axis=1)
     stats = np.array([image_stats(g) for g in val.images])
+    by_class = {
+        label: {
+            "samples": int((pred == c).sum()),
+            "top1_confidence": _quantiles(top1[pred == c]),
+            "image_stats": _image_stats(stats[pred == c]),
+        }
+        for c, label in enumerate(LABELS)
+        if (pred == c).sum() >= 2
+    }
     return {
         "split": split,
         "samples": len(val),
-        "top1_confidence": sorted(round(float(q), 4) for q in quantiles),
+        "top1_confidence": _quantiles(top1),
         "class_mix": {label: round(float((pred == c).mean()), 4) for c, label in enumerate(LABELS)},
-        "image_stats": {
-            name: {"mean": round(float(stats[:, j].mean()), 4), "std": round(float(stats[:, j].std()), 4)}
-            for j, name in enumerate(STAT_NAMES)
-        },
+        "image_stats": _image_stats(stats),
+        "by_class": by_class,
     }
 
 

@@ -54,7 +54,7 @@ def stats(cfg: CollectorConfig, since: str, *, as_json: bool) -> int:
     seconds = parse_duration(since)
     index = Index(cfg.index_path)
     try:
-        report = stats_report(index, seconds)
+        report = stats_report(index, seconds, accuracy=cfg.accuracy)
     finally:
         index.close()
     sys.stdout.write((json.dumps(report, indent=1) if as_json else format_report(report)) + "\n")

@@ -19,6 +19,7 @@ from typing import Literal
 
 from agent.config import read_password
 from agent.config.loader import read_yaml
+from agent.config.observers import AccuracyConfig
 from agent.config.schema import LogConfig, MqttConfig, Problems, TlsConfig
 from agent.config.secret import Secret
 from agent.config.typed import build
@@ -127,6 +128,7 @@ class CollectorConfig:
     devices: DevicesConfig = field(default_factory=DevicesConfig)
     log: LogConfig = field(default_factory=LogConfig)
     stats_interval_s: float = 60.0  # how often the running collector logs its counters
+    accuracy: AccuracyConfig = field(default_factory=AccuracyConfig)  # measured line accuracy
     base_dir: Path = field(default=Path("."), init=False, compare=False)
 
     def resolve(self, path: str) -> Path:

@@ -120,6 +120,7 @@ def export(
         dest.write_bytes(storage.read(path))
         counts[f"{name}/{label}"] += 1
         records.append({"id": sample_id, "split": name, "label": label, "path": rel})
+    _write_metadata(index, target, records)
     if fmt == "csv":
         with (target / "dataset.csv").open("w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=["id", "split", "label", "path"])
@@ -136,6 +137,18 @@ def export(
     }
     (target / "export.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     return summary
+
+
+def _write_metadata(index: Index, target: Path, records: list[dict[str, str]]) -> None:
+    """``metadata.csv``: where each exported frame came from, so ``model evaluate`` can disaggregate."""
+    with (target / "metadata.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["id", "path", "site", "line", "device"])
+        writer.writeheader()
+        for r in records:
+            row = index.sample(r["id"]) or {}
+            writer.writerow(
+                {"id": r["id"], "path": r["path"], **{k: row.get(k, "") for k in ("site", "line", "device")}}
+            )
 
 
 def dataset_stats(index: Index) -> list[dict[str, Any]]:

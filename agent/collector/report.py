@@ -6,7 +6,9 @@ import re
 import time
 from typing import Any
 
+from agent.collector.accuracy import format_accuracy, line_accuracy
 from agent.collector.index import Index
+from agent.config.observers import AccuracyConfig
 from agent.errors import ConfigError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -33,8 +35,11 @@ def _grouped(index: Index, table: str, label: str, since_ms: int, hours: float) 
     ]
 
 
-def stats_report(index: Index, since_s: float, now: float | None = None) -> dict[str, Any]:
-    """Counts and hourly rates of defect events and samples since ``since_s`` seconds ago."""
+def stats_report(
+    index: Index, since_s: float, now: float | None = None, accuracy: AccuracyConfig | None = None
+) -> dict[str, Any]:
+    """Counts and hourly rates of defect events and samples since ``since_s`` seconds ago,
+    and the measured line accuracy (all reviewed samples, or ``accuracy.since_days``)."""
     now = time.time() if now is None else now
     since_ms = int((now - since_s) * 1000)
     hours = since_s / 3600.0
@@ -44,6 +49,7 @@ def stats_report(index: Index, since_s: float, now: float | None = None) -> dict
         "defects": _grouped(index, "events", "label", since_ms, hours),
         "samples": _grouped(index, "samples", "predicted", since_ms, hours),
         "quarantined": quarantined,
+        "accuracy": [f.as_dict() for f in line_accuracy(index, accuracy or AccuracyConfig(), now)],
     }
 
 
@@ -61,4 +67,6 @@ def format_report(report: dict[str, Any]) -> str:
         total = sum(r["count"] for r in report[kind])
         lines.append(f"  total {total}")
     lines.append(f"quarantined: {report['quarantined']}")
+    lines.append("measured accuracy (reviewed random samples, 95 % Wilson interval):")
+    lines += format_accuracy(report["accuracy"]) or ["  none reviewed yet"]
     return "\n".join(lines)

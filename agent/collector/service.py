@@ -21,7 +21,9 @@ import structlog
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from agent.collector.accuracy import AccuracyPublisher
 from agent.collector.config import CollectorConfig, broker_password
+from agent.collector.index import Index
 from agent.collector.ingest import Ingest, Prepared
 from agent.collector.messages import Incoming
 from agent.errors import AgentError
@@ -78,6 +80,11 @@ class Collector:
         self._prepared: queue.Queue[tuple[list[Incoming], Prepared] | None] = queue.Queue(2)
         self._parser = threading.Thread(target=self._parse_loop, name="collector-parser", daemon=True)
         self._writer = threading.Thread(target=self._write_loop, name="collector-writer", daemon=True)
+        # Its own connection to the index: read from the main loop while the writer thread writes (WAL).
+        self._accuracy_index = Index(cfg.index_path)
+        self._accuracy = AccuracyPublisher(
+            cfg.accuracy, cfg.subscribe.prefix, self._accuracy_index, self._publish
+        )
 
     def _make_client(self) -> paho.Client:
         """The shared factory's client (MQTT 5, manual acks); config errors name ``broker.…`` keys."""
@@ -184,6 +191,8 @@ class Collector:
                 if time.monotonic() - last_report >= self.cfg.stats_interval_s:
                     last_report = time.monotonic()
                     log.info("collector_stats", **self.stats())
+                if self._accuracy.due(time.time()):
+                    self._measure_accuracy()
         finally:
             self.close()
         if self.failure is not None:
@@ -199,7 +208,18 @@ class Collector:
                 thread.join(timeout)
         self._client.disconnect()
         self._client.loop_stop()
+        self._accuracy_index.close()
         log.info("collector_stopped", **self.stats())
+
+    def _publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        self._client.publish(topic, payload, qos=qos, retain=retain)
+
+    def _measure_accuracy(self) -> None:
+        """Per-item failure boundary: a bad query is logged; collecting goes on."""
+        try:
+            self._accuracy.tick()
+        except (AgentError, OSError, ValueError) as exc:
+            log.warning("line_accuracy_failed", error=str(exc))
 
     def stats(self) -> dict[str, Any]:
         return {**self.ingest.counts, "queued": self._queue.qsize(), "connected": self.connected.is_set()}

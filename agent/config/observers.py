@@ -160,3 +160,30 @@ class DriftConfig:
         if self.class_mix and (any(v < 0 for v in shares) or sum(shares) <= 0):
             problems.append(("class_mix", "shares must be >= 0 and not all 0"))
         return problems
+
+
+@dataclass(frozen=True, slots=True)
+class AccuracyConfig:
+    """Measured line accuracy on the collector, from reviewed samples of one unbiased policy.
+
+    Only ``policy`` samples (``random`` by default) are an unbiased sample of a line: the other
+    policies pick hard or odd frames on purpose. The sample's final ``label`` (what reviewers
+    decided) is the truth; its ``predicted`` label is what the model said.
+    """
+
+    enabled: bool = True
+    target: float | None = None  # alarm when the 95 % interval's upper bound falls below it
+    policy: str = "random"
+    ok_labels: list[str] = field(default_factory=lambda: ["ok"])  # every other label is a defect
+    interval_s: float = 300.0  # how often the running collector recomputes and publishes
+    since_days: float | None = None  # only samples of the last N days (None: all of them)
+
+    def _check(self) -> Problems:
+        problems: Problems = []
+        if self.target is not None and not 0.0 < self.target <= 1.0:
+            problems.append(("target", "must be between 0 and 1"))
+        if self.interval_s < 1.0:
+            problems.append(("interval_s", "must be at least 1"))
+        if self.since_days is not None and self.since_days <= 0:
+            problems.append(("since_days", "must be greater than 0"))
+        return problems

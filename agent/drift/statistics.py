@@ -57,3 +57,26 @@ def psi(observed: np.ndarray, expected: np.ndarray) -> float:
     o = np.maximum(observed / max(float(observed.sum()), 1e-12), _PSI_FLOOR)
     e = np.maximum(expected / max(float(expected.sum()), 1e-12), _PSI_FLOOR)
     return float(np.sum((o - e) * np.log(o / e)))
+
+
+def ks_mixture(sample: np.ndarray, references: list[np.ndarray], weights: np.ndarray) -> tuple[float, float]:
+    """KS distance and p-value of ``sample`` against a mixture of sorted reference samples.
+
+    The reference CDF is ``sum_c w_c * F_c`` (each ``F_c`` an empirical CDF of ``references[c]``).
+    Its variance is ``sum_c w_c^2 F_c (1 - F_c) / m_c``, the variance of a single empirical CDF
+    of ``m_eff = 1 / sum_c (w_c^2 / m_c)`` samples, so the p-value is the two-sample one with
+    ``m_eff`` in place of ``m``. With one reference of weight 1 this is :func:`ks_2samp`.
+    """
+    n = len(sample)
+    keep = [(r, float(w)) for r, w in zip(references, weights, strict=True) if w > 0 and len(r)]
+    if n == 0 or not keep:
+        return 0.0, 1.0
+    total = sum(w for _, w in keep)
+    xs = np.sort(sample)
+    points = np.concatenate([xs, *(r for r, _ in keep)])
+    cdf_x = np.searchsorted(xs, points, side="right") / n
+    cdf_r = sum((w / total) * (np.searchsorted(r, points, side="right") / len(r)) for r, w in keep)
+    d = float(np.max(np.abs(cdf_x - cdf_r)))
+    m = 1.0 / sum((w / total) ** 2 / len(r) for r, w in keep)
+    en = math.sqrt(n * m / (n + m))
+    return d, kolmogorov_sf((en + 0.12 + 0.11 / en) * d)

@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 
 from agent.config.observers import DriftConfig
-from agent.drift.reference import LOG_STATS, OTHER, Reference
-from agent.drift.statistics import ks_2samp, psi
+from agent.drift.reference import LOG_STATS, OTHER, ClassFigures, Reference
+from agent.drift.statistics import ks_mixture, psi
 from agent.drift.stats import STAT_NAMES, image_stats
 
 
@@ -30,6 +30,7 @@ class Window:
     image: np.ndarray  # (k, 3), k = frames sampled for image statistics
     first_ts: int
     last_ts: int
+    image_labels: np.ndarray | None = None  # (k,) label index of each image row; None: pooled reference
 
 
 REFERENCE_DECIMALS = 4
@@ -53,6 +54,7 @@ class WindowRecorder:
         self._conf = np.zeros(size, np.float64)
         self._labels = np.zeros(size, np.int64)
         self._image = np.zeros((size // image_every + 1, len(STAT_NAMES)), np.float64)
+        self._image_labels = np.zeros(size // image_every + 1, np.int64)
         self._i = self._k = 0
         self._first_ts = 0
         self.windows = 0
@@ -80,6 +82,7 @@ class WindowRecorder:
         self._labels[i] = label
         if i % self._every == 0:
             self._image[self._k] = image_stats(self._small_gray(image, view))
+            self._image_labels[self._k] = label
             self._k += 1
         self._i = i + 1
         if self._i < self.size:
@@ -91,6 +94,7 @@ class WindowRecorder:
             self._image[: self._k].copy(),
             self._first_ts,
             ts,
+            self._image_labels[: self._k].copy(),
         )
         self.windows += 1
         self._i = self._k = 0
@@ -137,13 +141,18 @@ class Verdict:
 
 
 def evaluate(window: Window, ref: Reference, cfg: DriftConfig) -> Verdict:
-    """KS on confidence, PSI on the predicted class mix, z of each image-stat mean."""
-    # The reference is stored at 4 decimals; round the window the same way so that quantized outputs
-    # (multiples of 1/256 for an int8 softmax) tie with their reference values instead of straddling them.
-    d, p = ks_2samp(np.round(window.confidence, REFERENCE_DECIMALS), ref.confidence)
+    """KS on confidence, PSI on the predicted class mix, z of each image-stat mean.
+
+    Confidence and image statistics are tested against the reference *given the classes this
+    window predicted*: a window of 80 % good parts is compared with the good parts' reference
+    for 80 % of its frames. The class mix itself is PSI's question, not theirs, so an ordinary
+    line mix does not read as a confidence or texture shift, while a change in how the frames
+    look (light, focus) still moves every class's figures.
+    """
     counts = np.bincount(window.labels, minlength=len(ref.mix)).astype(np.float64)
+    d, p = _confidence_shift(window, ref, counts)
     index = psi(counts, ref.mix)
-    means, z = _image_shift(window.image, ref)
+    means, z = _image_shift(window, ref)
     reasons: list[str] = []
     if p < cfg.ks_p_value and d > cfg.ks_min_statistic:
         reasons.append("confidence")
@@ -171,15 +180,47 @@ def evaluate(window: Window, ref: Reference, cfg: DriftConfig) -> Verdict:
     )
 
 
-def _image_shift(image: np.ndarray, ref: Reference) -> tuple[np.ndarray, np.ndarray]:
-    """Window means (as written) and their z (in standard errors) against the reference, in the test space."""
+def _figures(ref: Reference) -> tuple[ClassFigures, ...]:
+    """Per class index (+ OTHER) figures; a Reference built without them uses the pooled ones."""
+    if ref.figures:
+        return ref.figures
+    mu, sd = ref.test_space
+    return (ClassFigures(ref.confidence, mu, sd),) * len(ref.mix)
+
+
+def _confidence_shift(window: Window, ref: Reference, counts: np.ndarray) -> tuple[float, float]:
+    """KS of the window's top-1 confidences against the class references mixed as the window predicted."""
+    # The reference is stored at 4 decimals; round the window the same way so that quantized outputs
+    # (multiples of 1/256 for an int8 softmax) tie with their reference values instead of straddling them.
+    sample = np.round(window.confidence, REFERENCE_DECIMALS)
+    figures = _figures(ref)
+    groups: dict[int, tuple[np.ndarray, float]] = {}  # classes sharing figures (the pooled ones) merge
+    for i in np.flatnonzero(counts):
+        conf = figures[i].confidence
+        _, weight = groups.get(id(conf), (conf, 0.0))
+        groups[id(conf)] = (conf, weight + float(counts[i]))
+    refs = [g[0] for g in groups.values()]
+    return ks_mixture(sample, refs, np.array([g[1] for g in groups.values()]))
+
+
+def _image_shift(window: Window, ref: Reference) -> tuple[np.ndarray, np.ndarray]:
+    """Window means (as written) and their z (in standard errors) against the reference, in the test space.
+
+    Each frame is standardised against the figures of the class predicted for it, so the mean of
+    the standardised values is 0 with standard error 1/sqrt(k) whatever the window's class mix.
+    """
+    image = window.image
     if not len(image):
         return ref.image_mean, np.zeros(len(STAT_NAMES))
     values = image.copy()
     for i in LOG_STATS:
         values[:, i] = np.log(np.maximum(values[:, i], 1e-6))
-    mu, sd = ref.test_space
-    return image.mean(axis=0), (values.mean(axis=0) - mu) / (sd / np.sqrt(len(values)))
+    figures = _figures(ref)
+    rows = window.image_labels if window.image_labels is not None else np.full(len(image), len(ref.mix) - 1)
+    mu = np.stack([figures[r].test_mean for r in rows])
+    sd = np.stack([figures[r].test_std for r in rows])
+    standardised = (values - mu) / sd
+    return image.mean(axis=0), standardised.mean(axis=0) * np.sqrt(len(values))
 
 
 def _sig(value: float) -> float:

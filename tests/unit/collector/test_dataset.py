@@ -91,3 +91,17 @@ def test_dataset_and_collector_stats(parts: Parts) -> None:
     assert report["samples"][0]["count"] == 3 and report["samples"][0]["per_hour"] == 3.0
     with pytest.raises(ConfigError):
         parse_duration("soon")
+
+
+def test_an_export_carries_where_each_frame_came_from_for_evaluation(parts: Parts, tmp_path: Path) -> None:
+    from agent.model.evaldata import read_eval_set
+
+    label_samples(parts.index, parts.storage, collect(parts, 5), "ok")
+    out = tmp_path / "folder"
+    export(parts.index, parts.storage, out, fmt="imagefolder", split=Split.parse("60/40"), seed=0)
+    with (out / "metadata.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 5 and all(r["site"] and r["line"] and r["device"] for r in rows)
+    data = read_eval_set(out, "val")
+    assert len(data.items) == 2
+    assert all(item.meta["line"] == rows[0]["line"] and item.meta["device"] for item in data.items)
