@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import yaml
 
-from agent.drift.stats import STAT_NAMES, image_stats
+from agent.imagestats import STAT_NAMES, image_stats
 from agent.synthetic import DEFECT_LABELS, LABELS
 from scripts.demo_data import INPUT_SIZE, SCALE, Dataset, Recipe, preprocess, render_sample
 

@@ -22,7 +22,7 @@ import structlog
 
 from agent.collector.index import Index
 from agent.config.observers import AccuracyConfig
-from agent.model.metrics import wilson
+from agent.metrics import wilson
 
 log = structlog.get_logger(__name__)
 

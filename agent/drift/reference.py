@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from agent.drift.stats import STAT_NAMES
 from agent.errors import ModelError
+from agent.imagestats import STAT_NAMES
 
 OTHER = "(other)"  # predicted labels the reference does not know
 LOG_STATS = (STAT_NAMES.index("sharpness"),)  # tested on a log scale (see to_test_space)

@@ -17,7 +17,7 @@ import numpy as np
 from agent.config.observers import DriftConfig
 from agent.drift.reference import LOG_STATS, OTHER, ClassFigures, Reference
 from agent.drift.statistics import ks_mixture, psi
-from agent.drift.stats import STAT_NAMES, image_stats
+from agent.imagestats import STAT_NAMES, image_stats
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from agent.errors import ConfigError
+from agent.metrics import Outcome
 from agent.model.evaldata import EvalSet
 from agent.model.evaluate import Run, describe_package, figures, run_package
 from agent.model.gate import Gate, check_gate
-from agent.model.manifest import RuntimeKind
-from agent.model.metrics import Outcome
+from agent.runtimes.base import RuntimeKind
 
 BOOTSTRAP = 2000
 _CHUNK = 250

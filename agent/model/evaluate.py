@@ -19,12 +19,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from agent.drift.stats import image_stats
+from agent.imagestats import image_stats
+from agent.metrics import Outcome, classification_report
 from agent.model.evaldata import META_KEYS, EvalSet, check_labels
-from agent.model.manifest import RuntimeKind
-from agent.model.metrics import Outcome, classification_report
 from agent.model.package import MANIFEST, open_package
 from agent.model.progress import Progress
+from agent.runtimes.base import RuntimeKind
 
 GROUPS = (*META_KEYS, "lighting")
 UNKNOWN = "(unknown)"
@@ -93,7 +93,7 @@ def run_package(
         check_labels(data, labels, f"{model.package.ident}")
         rename = dict(zip(model.package.labels, labels, strict=True))
         defects = {rename[k] for k in model.package.defect_labels}
-        run = Run(model.runtime.name, detect_precision(model.runtime, model.package.model_file))  # type: ignore[arg-type]
+        run = Run(model.runtime.name, detect_precision(model.runtime, model.package.model_file))
         bar = Progress(len(data.items), f"{model.package.ident} ({run.runtime})") if progress else None
         spec = model.package.manifest.input
         for item in data.items:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from agent.config import AgentConfig, load_config
-from agent.drift.stats import STAT_NAMES, image_stats
+from agent.imagestats import STAT_NAMES, image_stats
 from agent.model.loaded import LoadedModel
 from agent.synthetic import LABELS as PART_LABELS
 from agent.synthetic import render_part

@@ -18,10 +18,10 @@ from agent.drift.monitor import DriftMonitor
 from agent.drift.reference import parse_reference
 from agent.model.loaded import LoadedModel, load_model
 from agent.model.result import InferenceResult
-from agent.publish import Topics
+from agent.protocol.topics import Topics
+from agent.testing import RecordingSink
 from scripts.bench_drift import Observed, blurred, dim_and_flat, line_frames, line_mix
 from tests.support.paths import DEMO_MODEL
-from tests.unit.drift.conftest import Recorder
 
 pytestmark = pytest.mark.slow
 MIX = line_mix(0.8)
@@ -59,7 +59,11 @@ def feed(monitor: DriftMonitor, model: LoadedModel, pool: list[Observed], window
 
 def monitor_for(cfg: AgentConfig, model: LoadedModel, calls: list[bool]) -> DriftMonitor:
     return DriftMonitor(
-        cfg, model=lambda: model, sink=Recorder(), topics=Topics.from_config(cfg), on_drift=calls.append
+        cfg,
+        model=lambda: model,
+        sink=RecordingSink(),
+        topics=Topics.from_config(cfg),
+        on_drift=[calls.append],
     )
 
 

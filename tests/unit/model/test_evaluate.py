@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from agent.cli import main
+from agent.metrics import Outcome, classification_report, wilson
 from agent.model.evaldata import read_eval_set
 from agent.model.evaluate import evaluate
-from agent.model.metrics import Outcome, classification_report, wilson
 from agent.synthetic import LABELS, render_part
 from tests.unit.model.evalsets import threshold_classifier, two_lines
 from tests.unit.model.packages import DEMO, write_package
