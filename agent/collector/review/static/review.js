@@ -65,11 +65,14 @@
 
   async function show() {
     error("");
+    if (state.pos >= state.queue.length && state.next) { state.current = null; more(); return; }
+    if (state.pos >= state.queue.length) state.pos = 0;  // skipped samples come round again at the end
     const item = state.queue[state.pos];
     state.current = item || null;
+    $("review").dataset.sample = "…";
     $("empty").hidden = !!item;
     $("review").classList.toggle("is-empty", !item);
-    if (!item) { $("image").removeAttribute("src"); counter(); return; }
+    if (!item) { $("image").removeAttribute("src"); $("review").dataset.sample = ""; counter(); return; }
     $("missing").hidden = true;
     $("image").hidden = false;
     $("image").src = imageUrl(item.id);
@@ -121,14 +124,17 @@
       else dd.textContent = v;
       facts.appendChild(dd);
     }
-    drawBoxes(d.meta.detections || []);
+    drawBoxes(d.meta.detections || [], d.meta.image || { width: 1, height: 1 });
+    $("review").dataset.sample = d.id;  // ready for a decision (tests wait on it)
   }
 
-  function drawBoxes(detections) {
-    const svg = $("boxes");
+  function drawBoxes(detections, size) {
+    // Boxes are normalized to the frame; the SVG has the image's own size as its viewBox.
+    const svg = $("boxes"), w = size.width, h = size.height;
+    svg.setAttribute("viewBox", "0 0 " + w + " " + h);
     clear(svg);
     for (const det of detections) {
-      const [x1, y1, x2, y2] = det.box;
+      const [x1, y1, x2, y2] = [det.box[0] * w, det.box[1] * h, det.box[2] * w, det.box[3] * h];
       const r = document.createElementNS("http://www.w3.org/2000/svg", "rect");
       r.setAttribute("x", x1); r.setAttribute("y", y1);
       r.setAttribute("width", Math.max(x2 - x1, 0)); r.setAttribute("height", Math.max(y2 - y1, 0));
