@@ -124,8 +124,8 @@ def test_two_reviewers_voting_at_the_same_instant(review: ReviewApp) -> None:
     alice, bob = review.client("alice"), review.client("bob")
     for sid in review.ids[:8]:
         url = f"/api/samples/{sid}/votes"
-        codes = _at_once([lambda: alice.post(url, {"label": "dent"}).status,
-                          lambda: bob.post(url, {"label": "dent"}).status])  # fmt: skip
+        codes = _at_once([lambda url=url: alice.post(url, {"label": "dent"}).status,
+                          lambda url=url: bob.post(url, {"label": "dent"}).status])  # fmt: skip
         assert codes == [201, 201]
         detail = alice.get(f"/api/samples/{sid}").json()
         assert detail["state"] == "labeled" and detail["label"] == "dent"

@@ -43,7 +43,7 @@ def current(driver: Any) -> str:
             driver,
             lambda d: (s := d.find_element(By.ID, "review").get_attribute("data-sample")) != "…" and s + "|",
         )[:-1]
-    )  # noqa: E501
+    )
 
 
 def press(driver: Any, key: str) -> None:
