@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.collector.review.schema import REVIEW_SCHEMA, review_rows
+from agent.collector.review.schema import INSERT_REVIEW, REVIEW_SCHEMA, review_row
 from agent.errors import AgentError
 
 SCHEMA = (
@@ -145,11 +145,7 @@ class Index:
                 "INSERT INTO history (id, ts, action, label, to_path) VALUES (?,?,?,?,?)",
                 [(s.id, now, "received", s.predicted, s.path) for s in samples],
             )
-            db.executemany(
-                "INSERT INTO review (id, state, round, priority, flagged) VALUES (?,'open',1,?,?) "
-                "ON CONFLICT (id) DO NOTHING",
-                review_rows((s.id, s.meta.get("scores"), s.score, s.reasons) for s in samples),
-            )
+            db.executemany(INSERT_REVIEW, [review_row(s) for s in samples])
             db.executemany(
                 "INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?,?,?,?,?)",
                 [

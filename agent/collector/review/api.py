@@ -45,12 +45,14 @@ def queue_page(service: ReviewService, user: Principal, params: dict[str, str]) 
     filters = Filters.parse(params)
     reviewer = user.name if state == "unreviewed" else None
     items = service.queue(reviewer, filters, params.get("after"), limit, STATES[state])
+    left = service.remaining(user.name, filters) if state == "unreviewed" else None
     return {
         "state": state,
         "filters": filters.as_dict(),
         "items": items,
         "next": items[-1]["cursor"] if len(items) == limit else None,
-        "remaining": service.remaining(user.name, filters) if state == "unreviewed" else None,
+        "remaining": left,
+        "remaining_capped": bool(filters.values) and left is not None and left >= queries.COUNT_CAP,
     }
 
 

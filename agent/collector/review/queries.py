@@ -30,7 +30,7 @@ FILTERS = (
     "flagged",
 )
 QUEUE_COLUMNS = (
-    "s.id, s.ts, s.device, s.site, s.line, s.model, s.version, s.predicted, s.score, s.reasons, "
+    "r.id, r.ts, r.device, r.site, r.line, r.model, r.version, r.predicted, r.score, r.reasons, "
     "r.priority, r.flagged, r.missing"
 )
 
@@ -61,17 +61,17 @@ class Filters:
         args: list[Any] = []
         for key, value in self.values:
             if key in ("site", "line", "device", "model", "version", "predicted"):
-                clauses.append(f"s.{key} = ?")
+                clauses.append(f"r.{key} = ?")
                 args.append(value)
             elif key == "reason":
-                clauses.append("s.reasons LIKE ?")
+                clauses.append("r.reasons LIKE ?")
                 args.append(f'%"{value}"%')
             elif key == "flagged":
                 clauses.append("r.flagged = ?")
                 args.append(1 if value in ("1", "true", "yes") else 0)
             else:
                 day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp() * 1000
-                clauses.append("s.ts >= ?" if key == "date_from" else "s.ts < ?")
+                clauses.append("r.ts >= ?" if key == "date_from" else "r.ts < ?")
                 args.append(int(day) if key == "date_from" else int(day) + 86_400_000)
         return "".join(f" AND {c}" for c in clauses), args
 
@@ -103,7 +103,7 @@ def queue(
             raise ReviewError(f"after: {after!r} is not PRIORITY:ID") from exc
         keyset = " AND (r.priority > ? OR (r.priority = ? AND r.id > ?))"
     rows = index.query(
-        f"SELECT {QUEUE_COLUMNS} FROM review r JOIN samples s ON s.id = r.id WHERE r.state = ?"
+        f"SELECT {QUEUE_COLUMNS} FROM review r WHERE r.state = ?"
         f"{where}{mine}{keyset} ORDER BY r.priority, r.id LIMIT ?",
         [state, *args, *mine_args, *key_args, limit],
     )
@@ -120,10 +120,31 @@ def _queue_item(r: tuple[Any, ...]) -> dict[str, Any]:
     return item
 
 
+COUNT_CAP = 500
+
+
 def remaining(index: Index, reviewer: str | None, filters: Filters) -> int:
+    """Open samples this reviewer has not voted on; with filters, counted up to COUNT_CAP only.
+
+    Unfiltered it is exact and cheap (an index-only count minus this reviewer's own open votes);
+    a filtered count would join every open sample, so it stops at COUNT_CAP ("500+ left").
+    """
+    if not filters.values:
+        total = int(index.query("SELECT count(*) FROM review WHERE state = 'open'")[0][0])
+        if reviewer is None:
+            return total
+        mine = index.query(
+            "SELECT count(*) FROM votes v JOIN review r ON r.id = v.sample_id AND r.round = v.round "
+            "WHERE v.reviewer = ? AND v.kind <> 'retracted' AND r.state = 'open'",
+            [reviewer],
+        )
+        return total - int(mine[0][0])
     where, args = filters.sql()
-    mine, mine_args = _mine_excluded(reviewer)
-    sql = f"SELECT count(*) FROM review r JOIN samples s ON s.id = r.id WHERE r.state = 'open'{where}{mine}"
+    mine_sql, mine_args = _mine_excluded(reviewer)
+    sql = (
+        f"SELECT count(*) FROM (SELECT 1 FROM review r WHERE r.state = 'open'{where}{mine_sql} "
+        f"LIMIT {COUNT_CAP}) AS capped"
+    )
     return int(index.query(sql, [*args, *mine_args])[0][0])
 
 
@@ -175,7 +196,7 @@ def audit(index: Index, sample_id: str | None = None, limit: int = 500) -> list[
 def needs_adjudication(index: Index, limit: int = 200) -> list[dict[str, Any]]:
     """Disputed samples, then open ones somebody marked unsure."""
     rows = index.query(
-        f"SELECT {QUEUE_COLUMNS}, r.state, r.unsure FROM review r JOIN samples s ON s.id = r.id "
+        f"SELECT {QUEUE_COLUMNS}, r.state, r.unsure FROM review r "
         "WHERE r.state = 'disputed' OR (r.state = 'open' AND r.unsure > 0) "
         "ORDER BY CASE WHEN r.state = 'disputed' THEN 0 ELSE 1 END, r.priority, r.id LIMIT ?",
         [limit],

@@ -1,7 +1,8 @@
 """The review tables of the collector index, and the queue priority of a new sample.
 
 Portable SQL (SQLite today, PostgreSQL next): no AUTOINCREMENT, ``ON CONFLICT`` instead of
-``INSERT OR IGNORE``. ``votes`` has one row per (sample, reviewer, round), enforced by its
+``INSERT OR IGNORE``. ``review`` repeats the columns the queue filters on (site … reasons), so the queue and its counts
+read one table. ``votes`` has one row per (sample, reviewer, round), enforced by its
 primary key, so two requests of one reviewer can never both count. Nothing is ever deleted:
 an undo turns a vote into ``kind='retracted'``, and ``audit`` keeps every step with the value
 it replaced.
@@ -9,14 +10,17 @@ it replaced.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 REVIEW_SCHEMA = """
 CREATE TABLE IF NOT EXISTS review (
     id TEXT PRIMARY KEY, state TEXT NOT NULL, round INTEGER NOT NULL, priority REAL NOT NULL,
     flagged INTEGER NOT NULL, missing INTEGER NOT NULL DEFAULT 0, unsure INTEGER NOT NULL DEFAULT 0,
-    label TEXT, decided_by TEXT, decided_at INTEGER
+    label TEXT, decided_by TEXT, decided_at INTEGER,
+    ts INTEGER NOT NULL, site TEXT NOT NULL, line TEXT NOT NULL, device TEXT NOT NULL, model TEXT NOT NULL,
+    version TEXT NOT NULL, predicted TEXT NOT NULL, score REAL NOT NULL, reasons TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS review_queue ON review (state, priority, id);
 CREATE TABLE IF NOT EXISTS votes (
@@ -47,11 +51,28 @@ def priority(scores: Mapping[str, Any] | None, score: float) -> float:
     return round(values[0] if values else score, 6)
 
 
-def review_rows(
-    samples: Iterable[tuple[str, Mapping[str, Any] | None, float, Sequence[str]]],
-) -> list[tuple[str, float, int]]:
-    """(id, priority, flagged) for the review table, from (id, scores, score, reasons)."""
-    return [
-        (sid, priority(scores, score), int(bool(FLAG_REASONS & set(reasons))))
-        for sid, scores, score, reasons in samples
-    ]
+REVIEW_COLUMNS = "id, state, round, priority, flagged, ts, site, line, device, model, version, predicted, score, reasons"
+INSERT_REVIEW = (
+    f"INSERT INTO review ({REVIEW_COLUMNS}) VALUES (?,?,1,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING"
+)
+
+
+class _Sample(Protocol):
+    id: str
+    ts: int
+    site: str
+    line: str
+    device: str
+    model: str
+    version: str
+    predicted: str
+    score: float
+    reasons: Sequence[str]
+    meta: Mapping[str, Any]
+
+
+def review_row(s: _Sample, state: str = "open") -> tuple[Any, ...]:
+    """The review row of a newly stored sample (INSERT_REVIEW's parameters)."""
+    flagged = int(bool(FLAG_REASONS & set(s.reasons)))
+    return (s.id, state, priority(s.meta.get("scores"), s.score), flagged, s.ts, s.site, s.line, s.device,
+            s.model, s.version, s.predicted, s.score, json.dumps(list(s.reasons)))  # fmt: skip

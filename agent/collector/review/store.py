@@ -16,12 +16,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from agent.collector.index import Index
 from agent.collector.messages import safe_component
 from agent.collector.review.errors import Conflict, NotFound
-from agent.collector.review.schema import review_rows
+from agent.collector.review.schema import INSERT_REVIEW, review_row
 
 ACTIVE = ("label", "unsure")
 
@@ -85,22 +86,18 @@ class ReviewStore:
 
     def _backfill(self) -> None:
         """Samples stored before the review tables existed join the queue (labeled ones as labeled)."""
-        rows = self.index.query(
-            "SELECT id, meta, score, reasons, label FROM samples WHERE id NOT IN (SELECT id FROM review)"
-        )
-        if not rows:
+        missing = self.index.query("SELECT id FROM samples WHERE id NOT IN (SELECT id FROM review)")
+        if not missing:
             return
         with self.index.transaction() as db:
-            for (sid, prio, flagged), row in zip(
-                review_rows((r[0], json.loads(r[1]).get("scores"), r[2], json.loads(r[3])) for r in rows),
-                rows, strict=True,
-            ):  # fmt: skip
-                state = "open" if row[4] is None else "labeled"
-                db.execute(
-                    "INSERT INTO review (id, state, round, priority, flagged, label) VALUES (?,?,1,?,?,?) "
-                    "ON CONFLICT (id) DO NOTHING",
-                    (sid, state, prio, flagged, row[4]),
-                )
+            for (sample_id,) in missing:
+                row = _one(db, "SELECT * FROM samples WHERE id = ?", (sample_id,))
+                assert row is not None
+                sample = SimpleNamespace(**{**row, "meta": json.loads(row["meta"]),
+                                            "reasons": json.loads(row["reasons"])})  # fmt: skip
+                state = "open" if row["label"] is None else "labeled"
+                db.execute(INSERT_REVIEW, review_row(sample, state))
+                db.execute("UPDATE review SET label = ? WHERE id = ?", (row["label"], sample_id))
 
     # -- votes -------------------------------------------------------------------------------
     def vote(self, sample_id: str, reviewer: str, label: str | None, source: str) -> Outcome:

@@ -7,6 +7,7 @@
   const filters = boot.queue.filters;
   const state = {
     queue: boot.queue.items, next: boot.queue.next, remaining: boot.queue.remaining,
+    capped: boot.queue.remaining_capped,
     pos: 0, done: 0, stamps: [], undo: [], details: new Map(), images: new Map(), current: null,
     busy: false, zoom: 1, fetching: null,
   };
@@ -41,6 +42,7 @@
       state.queue.push(...page.items.filter((it) => !seen.has(it.id)));
       state.next = page.next;
       state.remaining = page.remaining;
+      state.capped = page.remaining_capped;
       if (!state.current) show();
     }).catch((e) => error(e.message)).finally(() => { state.fetching = null; });
   }
@@ -52,7 +54,7 @@
     const span = state.stamps.length ? Math.max(now - state.stamps[0], 60000) : 60000;
     const rate = (state.stamps.length / (span / 60000)).toFixed(1);
     $("counter").textContent = state.done + " labeled this session · " + rate + " per minute · " +
-      Math.max(state.remaining ?? 0, 0) + " left";
+      Math.max(state.remaining ?? 0, 0) + (state.capped ? "+" : "") + " left";
   }
 
   function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
