@@ -1,8 +1,8 @@
 """The review tables of the collector index, and the queue priority of a new sample.
 
 Portable SQL (SQLite today, PostgreSQL next): no AUTOINCREMENT, ``ON CONFLICT`` instead of
-``INSERT OR IGNORE``. ``review`` repeats the columns the queue filters on (site … reasons), so the queue and its counts
-read one table. ``votes`` has one row per (sample, reviewer, round), enforced by its
+``INSERT OR IGNORE``. ``review`` repeats the columns the queue filters on (site … reasons), so
+the queue and its counts read one table. ``votes`` has one row per (sample, reviewer, round), enforced by its
 primary key, so two requests of one reviewer can never both count. Nothing is ever deleted:
 an undo turns a vote into ``kind='retracted'``, and ``audit`` keeps every step with the value
 it replaced.
@@ -11,8 +11,11 @@ it replaced.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agent.collector.index import SampleRow
 
 REVIEW_SCHEMA = """
 CREATE TABLE IF NOT EXISTS review (
@@ -51,27 +54,15 @@ def priority(scores: Mapping[str, Any] | None, score: float) -> float:
     return round(values[0] if values else score, 6)
 
 
-REVIEW_COLUMNS = "id, state, round, priority, flagged, ts, site, line, device, model, version, predicted, score, reasons"
+REVIEW_COLUMNS = (
+    "id, state, round, priority, flagged, ts, site, line, device, model, version, predicted, score, reasons"
+)
 INSERT_REVIEW = (
     f"INSERT INTO review ({REVIEW_COLUMNS}) VALUES (?,?,1,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING"
 )
 
 
-class _Sample(Protocol):
-    id: str
-    ts: int
-    site: str
-    line: str
-    device: str
-    model: str
-    version: str
-    predicted: str
-    score: float
-    reasons: Sequence[str]
-    meta: Mapping[str, Any]
-
-
-def review_row(s: _Sample, state: str = "open") -> tuple[Any, ...]:
+def review_row(s: SampleRow, state: str = "open") -> tuple[Any, ...]:
     """The review row of a newly stored sample (INSERT_REVIEW's parameters)."""
     flagged = int(bool(FLAG_REASONS & set(s.reasons)))
     return (s.id, state, priority(s.meta.get("scores"), s.score), flagged, s.ts, s.site, s.line, s.device,

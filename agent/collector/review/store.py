@@ -16,10 +16,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-from agent.collector.index import Index
+from agent.collector.index import Index, SampleRow
 from agent.collector.messages import safe_component
 from agent.collector.review.errors import Conflict, NotFound
 from agent.collector.review.schema import INSERT_REVIEW, review_row
@@ -93,8 +92,10 @@ class ReviewStore:
             for (sample_id,) in missing:
                 row = _one(db, "SELECT * FROM samples WHERE id = ?", (sample_id,))
                 assert row is not None
-                sample = SimpleNamespace(**{**row, "meta": json.loads(row["meta"]),
-                                            "reasons": json.loads(row["reasons"])})  # fmt: skip
+                fields = {k: row[k] for k in SampleRow.__dataclass_fields__}
+                sample = SampleRow(
+                    **{**fields, "meta": json.loads(row["meta"]), "reasons": json.loads(row["reasons"])}
+                )
                 state = "open" if row["label"] is None else "labeled"
                 db.execute(INSERT_REVIEW, review_row(sample, state))
                 db.execute("UPDATE review SET label = ? WHERE id = ?", (row["label"], sample_id))
