@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.support.mosquitto",
     "tests.support.rtsp",
     "tests.support.sshd",
+    "tests.support.browser",
 ]

@@ -16,8 +16,13 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "collector", help="the central sample collector (run it, or report what it collected)"
     )
-    p.add_argument("action", nargs="?", choices=("run", "stats"), default="run", help="default: run")
+    p.add_argument(
+        "action", nargs="?", choices=("run", "stats", "adduser"), default="run", help="default: run"
+    )
+    p.add_argument("name", nargs="?", help="adduser: the user name")
     p.add_argument("--config", required=True, help="the collector's YAML config")
+    p.add_argument("--role", choices=("reviewer", "admin"), default="reviewer", help="adduser: the role")
+    p.add_argument("--password-stdin", action="store_true", help="adduser: read the password from stdin")
     p.add_argument("--since", default="24h", help="stats: the period (30m, 1h, 7d; default 24h)")
     p.add_argument("--json", action="store_true", help="stats: print JSON")
     p.set_defaults(func=main)
@@ -27,6 +32,10 @@ def main(args: argparse.Namespace) -> int:
     cfg = load_collector_config(args.config)
     if args.action == "stats":
         return stats(cfg, args.since, as_json=args.json)
+    if args.action == "adduser":
+        from agent.collector.review.users import adduser
+
+        return adduser(cfg, args.name, args.role, from_stdin=args.password_stdin)
     return run(cfg)
 
 
@@ -45,7 +54,13 @@ def build(cfg: CollectorConfig) -> Any:
 
 def run(cfg: CollectorConfig) -> int:
     configure(cfg.log.level, cfg.log.format, collector=cfg.broker.client_id)
-    return int(build(cfg).run())
+    collector = build(cfg)
+    if cfg.web is None:
+        return int(collector.run())
+    from agent.collector.review.web import ReviewServer
+
+    with ReviewServer(cfg):  # the review app, beside ingest, stopped after it
+        return int(collector.run())
 
 
 def stats(cfg: CollectorConfig, since: str, *, as_json: bool) -> int:

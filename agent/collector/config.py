@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from agent.collector.review.config import ReviewConfig
 from agent.config import read_password
 from agent.config.loader import read_yaml
 from agent.config.observers import AccuracyConfig
@@ -24,6 +25,7 @@ from agent.config.schema import LogConfig, MqttConfig, Problems, TlsConfig
 from agent.config.secret import Secret
 from agent.config.typed import build
 from agent.errors import ConfigError
+from agent.web.config import WebConfig
 
 _LEVEL = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
@@ -129,6 +131,8 @@ class CollectorConfig:
     log: LogConfig = field(default_factory=LogConfig)
     stats_interval_s: float = 60.0  # how often the running collector logs its counters
     accuracy: AccuracyConfig = field(default_factory=AccuracyConfig)  # measured line accuracy
+    web: WebConfig | None = None  # the review web app (docs/collector.md#review); off when absent
+    review: ReviewConfig = field(default_factory=ReviewConfig)
     base_dir: Path = field(default=Path("."), init=False, compare=False)
 
     def resolve(self, path: str) -> Path:

@@ -1,9 +1,11 @@
 """The retraining dataset kept by the collector: labeling samples and exporting train/val/test splits.
 
-Labeling moves ``…/unlabeled/{predicted}/{id}.jpg`` to ``…/labeled/{label}/{id}.jpg`` and keeps
-every step in the index's history. Exports are stratified by label and deterministic for a seed:
-each label's ids are sorted, shuffled with ``Random(f"{seed}/{label}")`` and cut by largest
-remainder, so no id ever lands in two splits and the same index always gives the same export.
+Labeling is a review vote (agent/collector/review): once ``review.votes_required`` reviewers
+agree, or an admin decides, ``…/unlabeled/{predicted}/{id}.jpg`` moves to
+``…/labeled/{label}/{id}.jpg`` and the index keeps every step. Exports take only those consensus
+labels, are stratified by label and deterministic for a seed: each label's ids are sorted,
+shuffled with ``Random(f"{seed}/{label}")`` and cut by largest remainder, so no id ever lands in
+two splits and the same index always gives the same export.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from typing import Any
 
 from agent.collector.index import Index
 from agent.collector.messages import safe_component
-from agent.collector.storage import Storage
+from agent.collector.review import queries
+from agent.collector.review.errors import ReviewError
+from agent.collector.review.service import ReviewService
 from agent.errors import AgentError, ConfigError
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -44,26 +48,22 @@ class Split:
         return cls(tuple(zip(SPLIT_NAMES, values, strict=False)))
 
 
-def label_samples(index: Index, storage: Storage, ids: list[str], label: str) -> list[str]:
-    """Move each sample to ``labeled/{label}``; return one problem line per id that could not be."""
+def label_samples(
+    service: ReviewService, ids: list[str], label: str, *, reviewer: str, adjudicate: bool = False
+) -> list[str]:
+    """Vote ``label`` for each sample as ``reviewer`` (or decide it, with ``adjudicate``), exactly as the
+    review app does; return one problem line per id that could not be labeled."""
     if safe_component(label) != label:
         raise ConfigError(f"--as: {label!r} may only contain letters, digits, '_', '-', '.'")
     problems = []
     for sample_id in ids:
-        row = index.sample(sample_id)
-        if row is None:
-            problems.append(f"{sample_id}: no such sample in the index")
-            continue
-        model, version = safe_component(row["model"]), safe_component(row["version"])
-        new_path = f"{model}/{version}/labeled/{label}/{sample_id}.jpg"
-        if row["path"] == new_path:
-            continue
-        if storage.exists(row["path"]):
-            storage.move(row["path"], new_path)
-        elif not storage.exists(new_path):  # a move done before a crash is finished, not redone
-            problems.append(f"{sample_id}: image {row['path']} is missing")
-            continue
-        index.set_label(sample_id, label, row["path"], new_path)
+        try:
+            if adjudicate:
+                service.adjudicate(sample_id, reviewer, label, "cli")
+            else:
+                service.vote(sample_id, reviewer, label, "cli")
+        except ReviewError as exc:
+            problems.append(str(exc))
     return problems
 
 
@@ -94,8 +94,7 @@ def _largest_remainder(n: int, percents: list[int]) -> list[int]:
 
 
 def export(
-    index: Index,
-    storage: Storage,
+    service: ReviewService,
     target: Path,
     *,
     fmt: str,
@@ -104,26 +103,37 @@ def export(
     model: str | None = None,
     version: str | None = None,
 ) -> dict[str, Any]:
-    """Write the labeled samples to ``target`` as an image folder or a CSV (+ images); return a summary."""
-    rows = index.labeled(model, version)
-    if not rows:
-        raise AgentError("no labeled samples to export (label some with `inspection-agent dataset label`)")
-    splits = assign_splits(rows, split, seed)
+    """Write the consensus-labeled samples to ``target`` (image folder or CSV + images) with, per
+    sample, how it was labeled (``provenance.jsonl``); return a summary."""
+    found = queries.consensus(service.index, model, version)
+    if not found:
+        raise AgentError("no labeled samples to export (review some, or `inspection-agent dataset label`)")
+    rows: list[dict[str, Any]] = []
+    missing: list[dict[str, Any]] = []
+    for row in found:
+        key = service.locate(row)
+        (rows if key is not None else missing).append(row)
+        row["path"] = key
+    splits = assign_splits([(r["id"], r["label"], r["path"]) for r in rows], split, seed)
     target.mkdir(parents=True, exist_ok=True)
     counts: Counter[str] = Counter()
     records = []
-    for sample_id, label, path in rows:
-        name = splits[sample_id]
-        rel = f"{name}/{label}/{sample_id}.jpg" if fmt == "imagefolder" else f"images/{sample_id}.jpg"
-        dest = target / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(storage.read(path))
-        counts[f"{name}/{label}"] += 1
-        records.append({"id": sample_id, "split": name, "label": label, "path": rel})
-    _write_metadata(index, target, records)
+    with (target / "provenance.jsonl").open("w", encoding="utf-8") as prov:
+        for row in rows:
+            name, sample_id, label = splits[row["id"]], row["id"], row["label"]
+            rel = f"{name}/{label}/{sample_id}.jpg" if fmt == "imagefolder" else f"images/{sample_id}.jpg"
+            dest = target / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(service.storage.read(row["path"]))
+            counts[f"{name}/{label}"] += 1
+            reviewers = " ".join(v["reviewer"] for v in row["votes"])
+            records.append({"id": sample_id, "split": name, "label": label, "path": rel, "how": row["how"],
+                            "reviewers": reviewers})  # fmt: skip
+            prov.write(json.dumps(_provenance(row, name, rel), separators=(",", ":")) + "\n")
+    _write_metadata(service.index, target, records)
     if fmt == "csv":
         with (target / "dataset.csv").open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=["id", "split", "label", "path"])
+            writer = csv.DictWriter(fh, fieldnames=["id", "split", "label", "path", "how", "reviewers"])
             writer.writeheader()
             writer.writerows(records)
     summary = {
@@ -134,6 +144,8 @@ def export(
         "version": version,
         "samples": len(rows),
         "counts": dict(sorted(counts.items())),
+        "provenance": "provenance.jsonl",
+        "missing": [r["id"] for r in missing],
     }
     (target / "export.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     return summary
@@ -149,6 +161,14 @@ def _write_metadata(index: Index, target: Path, records: list[dict[str, str]]) -
             writer.writerow(
                 {"id": r["id"], "path": r["path"], **{k: row.get(k, "") for k in ("site", "line", "device")}}
             )
+
+
+def _provenance(row: dict[str, Any], split: str, rel: str) -> dict[str, Any]:
+    return {
+        "id": row["id"], "split": split, "path": rel, "label": row["label"], "predicted": row["predicted"],
+        "how": row["how"], "decided_by": row["decided_by"], "decided_at": row["decided_at"],
+        "votes": [{k: v[k] for k in ("reviewer", "label", "ts", "source")} for v in row["votes"]],
+    }  # fmt: skip
 
 
 def dataset_stats(index: Index) -> list[dict[str, Any]]:

@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.collector.config import CollectorConfig, load_collector_config
 from agent.collector.index import Index
 from agent.collector.storage import make_storage
+
+if TYPE_CHECKING:
+    from agent.collector.review.service import ReviewService
 
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("dataset", help="label and export the collected samples")
     actions = p.add_subparsers(dest="dataset_action", metavar="ACTION", required=True)
 
-    label = actions.add_parser("label", help="give samples their true label (moves them to labeled/LABEL)")
+    label = actions.add_parser(
+        "label", help="vote samples' true label as one reviewer (labeled once review.votes_required agree)"
+    )
     label.add_argument("ids", nargs="+", metavar="ID")
     label.add_argument("--as", dest="label", required=True, metavar="LABEL")
+    label.add_argument("--reviewer", help="the name the votes are recorded under (default cli:$USER)")
+    label.add_argument(
+        "--adjudicate", action="store_true", help="decide as an admin (disputed or already labeled samples)"
+    )
     label.add_argument("--config", required=True, help="the collector's YAML config")
     label.set_defaults(func=label_cmd)
 
@@ -44,18 +54,28 @@ def _open(args: argparse.Namespace) -> tuple[CollectorConfig, Index]:
     return cfg, Index(cfg.index_path)
 
 
+def _service(args: argparse.Namespace) -> ReviewService:
+    """The review service the web app uses: the CLI labels through the same code path."""
+    from agent.collector.review.service import ReviewService
+
+    cfg = load_collector_config(args.config)
+    return ReviewService.open(cfg.index_path, make_storage(cfg.storage.backend, cfg.root), cfg.review)
+
+
 def label_cmd(args: argparse.Namespace) -> int:
     from agent.collector.dataset import label_samples
 
-    cfg, index = _open(args)
+    reviewer = args.reviewer or f"cli:{getpass.getuser()}"
+    service = _service(args)
     try:
-        problems = label_samples(index, make_storage(cfg.storage.backend, cfg.root), args.ids, args.label)
+        problems = label_samples(service, args.ids, args.label, reviewer=reviewer, adjudicate=args.adjudicate)
     finally:
-        index.close()
+        service.close()
     for problem in problems:
         sys.stderr.write(f"inspection-agent: dataset label: {problem}\n")
     done = len(args.ids) - len(problems)
-    sys.stdout.write(f"labeled {done} sample(s) as {args.label}\n")
+    verb = "decided" if args.adjudicate else "voted"
+    sys.stdout.write(f"{verb} {done} sample(s) as {args.label} (reviewer {reviewer})\n")
     return 1 if problems else 0
 
 
@@ -63,11 +83,10 @@ def export_cmd(args: argparse.Namespace) -> int:
     from agent.collector.dataset import Split, export
 
     split = Split.parse(args.split)
-    cfg, index = _open(args)
+    service = _service(args)
     try:
         summary = export(
-            index,
-            make_storage(cfg.storage.backend, cfg.root),
+            service,
             args.to,
             fmt=args.format,
             split=split,
@@ -76,7 +95,7 @@ def export_cmd(args: argparse.Namespace) -> int:
             version=args.version,
         )
     finally:
-        index.close()
+        service.close()
     sys.stdout.write(json.dumps(summary, indent=1) + "\n")
     return 0
 

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.collector.review.schema import INSERT_REVIEW, REVIEW_SCHEMA, review_row
 from agent.errors import AgentError
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS samples (
     id TEXT PRIMARY KEY, ts INTEGER NOT NULL, received INTEGER NOT NULL,
     device TEXT NOT NULL, site TEXT NOT NULL, line TEXT NOT NULL,
@@ -42,6 +44,8 @@ CREATE TABLE IF NOT EXISTS quarantine (
     reason TEXT NOT NULL, path TEXT NOT NULL
 );
 """
+    + REVIEW_SCHEMA
+)
 
 
 class IndexDbError(AgentError):
@@ -141,6 +145,7 @@ class Index:
                 "INSERT INTO history (id, ts, action, label, to_path) VALUES (?,?,?,?,?)",
                 [(s.id, now, "received", s.predicted, s.path) for s in samples],
             )
+            db.executemany(INSERT_REVIEW, [review_row(s) for s in samples])
             db.executemany(
                 "INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?,?,?,?,?)",
                 [

@@ -15,7 +15,7 @@ from tests.support.paths import REPO
 
 AGENT = REPO / "agent"
 BASICS = ("agent.errors", "agent.config", "agent.log", "agent.sdnotify")
-COLLECTOR_MAY_IMPORT = ("agent.collector", "agent.protocol", "agent.mqtt", *BASICS)
+COLLECTOR_MAY_IMPORT = ("agent.collector", "agent.protocol", "agent.mqtt", "agent.web", *BASICS)
 DEVICE_ONLY = ("capture", "pipeline", "model", "runtimes", "sampling", "publish", "drift", "health", "app")
 
 

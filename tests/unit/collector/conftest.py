@@ -12,6 +12,7 @@ from agent.collector.config import CollectorConfig, load_collector_config
 from agent.collector.index import Index
 from agent.collector.ingest import Ingest
 from agent.collector.messages import Parser
+from agent.collector.review.service import ReviewService
 from agent.collector.storage import LocalStorage, make_storage
 
 
@@ -21,6 +22,7 @@ class Parts:
     storage: LocalStorage
     index: Index
     ingest: Ingest
+    review: ReviewService
 
 
 def write_config(tmp_path: Path, extra: str = "") -> Path:
@@ -36,6 +38,8 @@ def parts(tmp_path: Path) -> Iterator[Parts]:
     cfg = load_collector_config(write_config(tmp_path, "limits: {max_bytes: 300000}\n"))
     storage = make_storage("local", cfg.root)
     index = Index(cfg.index_path)
-    yield Parts(cfg, storage, index, Ingest(Parser(cfg), storage, index))
+    review = ReviewService.open(cfg.index_path, storage, cfg.review)
+    yield Parts(cfg, storage, index, Ingest(Parser(cfg), storage, index), review)
+    review.close()
     index.close()
     storage.close()

@@ -10,6 +10,7 @@ import pytest
 
 from agent.collector.dataset import Split, assign_splits, dataset_stats, export, label_samples
 from agent.collector.report import parse_duration, stats_report
+from agent.collector.review.queries import audit
 from agent.errors import ConfigError
 from tests.unit.collector.conftest import Parts
 from tests.unit.collector.samples import jpeg, meta, v5
@@ -26,23 +27,36 @@ def collect(parts: Parts, n: int, label: str = "ok") -> list[str]:
     return ids
 
 
+def label(parts: Parts, ids: list[str], name: str, *, adjudicate: bool = False) -> list[str]:
+    return label_samples(parts.review, ids, name, reviewer="cli:test", adjudicate=adjudicate)
+
+
 def test_label_moves_the_file_and_keeps_history(parts: Parts) -> None:
     (sample_id,) = collect(parts, 1)
-    assert label_samples(parts.index, parts.storage, [sample_id], "scratch") == []
-    assert label_samples(parts.index, parts.storage, [sample_id, "NOPE"], "dent") == [
-        "NOPE: no such sample in the index"
+    assert label(parts, [sample_id], "scratch") == []
+    assert label(parts, [sample_id, "NOPE"], "ok") == [
+        f"{sample_id}: already labeled scratch; only an admin can change it",
+        "NOPE: no such sample",
     ]
+    assert label(parts, [sample_id], "ok", adjudicate=True) == []
     row = parts.index.sample(sample_id)
-    assert row is not None and row["label"] == "dent" and row["predicted"] == "ok"
+    assert row is not None and row["label"] == "ok" and row["predicted"] == "ok"
     assert (parts.cfg.root / row["path"]).is_file()
-    assert row["path"] == f"demo-defects/1.0.0/labeled/dent/{sample_id}.jpg"
+    assert row["path"] == f"demo-defects/1.0.0/labeled/ok/{sample_id}.jpg"
     assert [h[0] for h in parts.index.history(sample_id)] == ["received", "labeled", "labeled"]
     assert not any((parts.cfg.root / "demo-defects/1.0.0/unlabeled/ok").iterdir())
+    trail = [(a["actor"], a["action"], a["label"], a["previous"]) for a in audit(parts.index, sample_id)]
+    assert trail == [("cli:test", "vote", "scratch", None), ("consensus", "labeled", "scratch", None),
+                     ("cli:test", "adjudicated", "ok", "scratch")]  # fmt: skip
 
 
-def test_unsafe_label_is_refused(parts: Parts) -> None:
+def test_a_label_the_model_does_not_have_is_refused(parts: Parts) -> None:
+    (sample_id,) = collect(parts, 1)
+    assert label(parts, [sample_id], "dent") == [
+        f"{sample_id}: 'dent' is not a label of demo-defects (ok, scratch)"
+    ]
     with pytest.raises(ConfigError):
-        label_samples(parts.index, parts.storage, [], "../x")
+        label(parts, [], "../x")
 
 
 def test_splits_are_stratified_deterministic_and_disjoint() -> None:
@@ -67,14 +81,13 @@ def test_bad_split_is_refused(text: str) -> None:
 def test_export_imagefolder_and_csv(parts: Parts, tmp_path: Path) -> None:
     ok = collect(parts, 10)
     bad = collect(parts, 10, label="scratch")
-    label_samples(parts.index, parts.storage, ok, "ok")
-    label_samples(parts.index, parts.storage, bad, "scratch")
+    assert label(parts, ok, "ok") == [] and label(parts, bad, "scratch") == []
     out = tmp_path / "folder"
-    summary = export(parts.index, parts.storage, out, fmt="imagefolder", split=Split.parse("80/20"), seed=0)
+    summary = export(parts.review, out, fmt="imagefolder", split=Split.parse("80/20"), seed=0)
     assert summary["counts"] == {"train/ok": 8, "train/scratch": 8, "val/ok": 2, "val/scratch": 2}
     assert len(list(out.glob("*/*/*.jpg"))) == 20
     table = tmp_path / "table"
-    export(parts.index, parts.storage, table, fmt="csv", split=Split.parse("70/15/15"), seed=0)
+    export(parts.review, table, fmt="csv", split=Split.parse("70/15/15"), seed=0)
     with (table / "dataset.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 20 and len({r["id"] for r in rows}) == 20
@@ -84,7 +97,7 @@ def test_export_imagefolder_and_csv(parts: Parts, tmp_path: Path) -> None:
 
 def test_dataset_and_collector_stats(parts: Parts) -> None:
     ids = collect(parts, 3)
-    label_samples(parts.index, parts.storage, ids[:1], "scratch")
+    label(parts, ids[:1], "scratch")
     stats = {(r["state"], r["label"]): r["count"] for r in dataset_stats(parts.index)}
     assert stats == {("labeled", "scratch"): 1, ("unlabeled", "ok"): 2}
     report = stats_report(parts.index, parse_duration("1h"), now=1767225600.0 + 60)
@@ -96,9 +109,9 @@ def test_dataset_and_collector_stats(parts: Parts) -> None:
 def test_an_export_carries_where_each_frame_came_from_for_evaluation(parts: Parts, tmp_path: Path) -> None:
     from agent.model.evaldata import read_eval_set
 
-    label_samples(parts.index, parts.storage, collect(parts, 5), "ok")
+    label(parts, collect(parts, 5), "ok")
     out = tmp_path / "folder"
-    export(parts.index, parts.storage, out, fmt="imagefolder", split=Split.parse("60/40"), seed=0)
+    export(parts.review, out, fmt="imagefolder", split=Split.parse("60/40"), seed=0)
     with (out / "metadata.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 5 and all(r["site"] and r["line"] and r["device"] for r in rows)

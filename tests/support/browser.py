@@ -1,0 +1,53 @@
+"""A real headless chromium driven by selenium, for tests of the web pages.
+
+``browser()`` (the fixture) makes a new, isolated browser each call (its own profile, so its own
+cookies: one per user); every browser it made is closed at teardown. Debian's ``chromium`` and
+``chromium-driver`` are used (scripts/test.sh installs them); without them the test fails.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+ARGS = (
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+    "--window-size=1400,900",
+)  # fmt: skip
+
+
+def new_browser(profile: Path) -> object:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for arg in ARGS:
+        options.add_argument(arg)
+    options.add_argument(f"--user-data-dir={profile}")
+    return webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+
+
+@pytest.fixture
+def browser() -> Iterator[Callable[[], object]]:
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.fail("chromium and chromium-driver are not installed (scripts/test.sh installs them)")
+    made: list[tuple[object, Path]] = []
+
+    def make() -> object:
+        profile = Path(tempfile.mkdtemp(prefix="chromium-"))
+        made.append((new_browser(profile), profile))
+        return made[-1][0]
+
+    yield make
+    for driver, profile in made:
+        driver.quit()  # type: ignore[attr-defined]
+        shutil.rmtree(profile, ignore_errors=True)
