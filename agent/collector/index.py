@@ -43,9 +43,23 @@ CREATE TABLE IF NOT EXISTS quarantine (
 );
 """
 
+_SQLITE_FULL = 13  # the primary result code (typeshed lacks sqlite3.SQLITE_FULL)
+SAMPLE_MARKS = "?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?"
+EVENT_MARKS = "?,?,?,?,?,?,?,?,?,?"
+
 
 class IndexDbError(AgentError):
     """The index database cannot be opened or written."""
+
+
+class IndexFullError(IndexDbError):
+    """SQLITE_FULL: the disk is full. Never corruption: the collector waits for space and retries."""
+
+
+def _translate(exc: sqlite3.Error, what: str) -> IndexDbError:
+    code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11; the message otherwise
+    full = (code is not None and code & 0xFF == _SQLITE_FULL) or "disk is full" in str(exc)
+    return (IndexFullError if full else IndexDbError)(f"{what}: {exc}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +78,14 @@ class SampleRow:
     reasons: Sequence[str]
     meta: dict[str, Any]
 
+    def values(self, received: int) -> tuple[Any, ...]:
+        """The ``samples`` row as bound by :meth:`Index.record` (the collector rehearses the bind)."""
+        return (
+            self.id, self.ts, received, self.device, self.site, self.line, self.model, self.version,
+            self.predicted, self.score, self.path, self.bytes, json.dumps(list(self.reasons)),
+            json.dumps(self.meta, separators=(",", ":")),
+        )  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class EventRow:
@@ -76,6 +98,13 @@ class EventRow:
     version: str | None
     label: str
     score: float | None
+
+    def values(self, received: int) -> tuple[Any, ...]:
+        """The ``events`` row as bound by :meth:`Index.record`."""
+        return (
+            self.id, self.ts, received, self.device, self.site, self.line, self.model, self.version,
+            self.label, self.score,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +126,9 @@ class Index:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.executescript(SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
+        except sqlite3.Error as exc:
+            raise _translate(exc, f"cannot open the index {path}") from exc
+        except OSError as exc:
             raise IndexDbError(f"cannot open the index {path}: {exc}") from exc
 
     @contextmanager
@@ -111,7 +142,7 @@ class Index:
                 raise
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise IndexDbError(f"index {self.path}: {exc}") from exc
+            raise _translate(exc, f"index {self.path}") from exc
 
     def known(self, ids: Iterable[str], table: str = "samples") -> set[str]:
         wanted = list(ids)
@@ -119,8 +150,11 @@ class Index:
         for i in range(0, len(wanted), 500):
             chunk = wanted[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(f"SELECT id FROM {table} WHERE id IN ({marks})", chunk)
-            found.update(r[0] for r in rows)
+            try:
+                rows = self._db.execute(f"SELECT id FROM {table} WHERE id IN ({marks})", chunk)
+                found.update(r[0] for r in rows)
+            except sqlite3.Error as exc:
+                raise _translate(exc, f"index {self.path}") from exc
         return found
 
     def record(
@@ -130,23 +164,14 @@ class Index:
         now = int(time.time() * 1000)
         with self.transaction() as db:
             db.executemany(
-                "INSERT OR IGNORE INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?)",
-                [
-                    (s.id, s.ts, now, s.device, s.site, s.line, s.model, s.version, s.predicted, s.score,
-                     s.path, s.bytes, json.dumps(list(s.reasons)), json.dumps(s.meta, separators=(",", ":")))
-                    for s in samples
-                ],
-            )  # fmt: skip
+                f"INSERT OR IGNORE INTO samples VALUES ({SAMPLE_MARKS})", [s.values(now) for s in samples]
+            )
             db.executemany(
                 "INSERT INTO history (id, ts, action, label, to_path) VALUES (?,?,?,?,?)",
                 [(s.id, now, "received", s.predicted, s.path) for s in samples],
             )
             db.executemany(
-                "INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [
-                    (e.id, e.ts, now, e.device, e.site, e.line, e.model, e.version, e.label, e.score)
-                    for e in events
-                ],
+                f"INSERT OR IGNORE INTO events VALUES ({EVENT_MARKS})", [e.values(now) for e in events]
             )
             db.executemany(
                 "INSERT INTO quarantine (received, topic, reason, path) VALUES (?,?,?,?)",
