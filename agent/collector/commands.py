@@ -5,11 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
+import structlog
+
 from agent.collector.config import CollectorConfig, load_collector_config
-from agent.collector.index import Index
+from agent.collector.index import Index, IndexFullError
 from agent.log import configure
+from agent.sdnotify import Notifier
+
+log = structlog.get_logger(__name__)
 
 
 def register(sub: Any) -> None:
@@ -36,11 +43,30 @@ def build(cfg: CollectorConfig) -> Any:
     from agent.collector.messages import Parser
     from agent.collector.service import Collector
     from agent.collector.storage import make_storage
-    from agent.sdnotify import Notifier
 
+    notifier = Notifier.from_env()
     storage = make_storage(cfg.storage.backend, cfg.root)
-    ingest = Ingest(Parser(cfg), storage, Index(cfg.index_path))
-    return Collector(cfg, ingest, Notifier.from_env())
+    ingest = Ingest(Parser(cfg), storage, open_index(cfg.index_path, notifier))
+    return Collector(cfg, ingest, notifier)
+
+
+def open_index(path: Path, notifier: Notifier, max_pause_s: float = 30.0) -> Index:
+    """The index, waiting for space when the disk is full at start: a restart would not free any."""
+    pause, since, waiting = 0.5, time.monotonic(), False
+    while True:
+        try:
+            index = Index(path)
+        except IndexFullError as exc:
+            if not waiting:
+                waiting = True
+                log.error("collector_disk_full", error=str(exc))
+                notifier.status(f"disk full, waiting for space: {exc}")
+            time.sleep(pause)
+            pause = min(pause * 2, max_pause_s)
+            continue
+        if waiting:
+            log.info("collector_disk_recovered", waited_s=round(time.monotonic() - since, 1))
+        return index
 
 
 def run(cfg: CollectorConfig) -> int:

@@ -8,6 +8,7 @@ at-least-once redelivery is stored once.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -44,6 +45,7 @@ CREATE TABLE IF NOT EXISTS quarantine (
 """
 
 _SQLITE_FULL = 13  # the primary result code (typeshed lacks sqlite3.SQLITE_FULL)
+_NEARLY_FULL = 64 * 1024
 SAMPLE_MARKS = "?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?"
 EVENT_MARKS = "?,?,?,?,?,?,?,?,?,?"
 
@@ -56,10 +58,20 @@ class IndexFullError(IndexDbError):
     """SQLITE_FULL: the disk is full. Never corruption: the collector waits for space and retries."""
 
 
-def _translate(exc: sqlite3.Error, what: str) -> IndexDbError:
+def _translate(exc: sqlite3.Error, what: str, path: Path) -> IndexDbError:
+    """SQLITE_FULL, or an I/O error on a filesystem without free space (creating the WAL's -shm
+    file on a full disk says "disk I/O error"), is a full disk; anything else an index error."""
     code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11; the message otherwise
     full = (code is not None and code & 0xFF == _SQLITE_FULL) or "disk is full" in str(exc)
-    return (IndexFullError if full else IndexDbError)(f"{what}: {exc}")
+    if not full and "I/O error" in str(exc):
+        try:
+            st = os.statvfs(path.parent)
+            full = st.f_bavail * st.f_frsize < _NEARLY_FULL
+        except OSError:
+            pass
+    if full:
+        return IndexFullError(f"{what}: disk full ({exc})")
+    return IndexDbError(f"{what}: {exc}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,15 +131,18 @@ class Index:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        db: sqlite3.Connection | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db = db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.executescript(SCHEMA)
         except sqlite3.Error as exc:
-            raise _translate(exc, f"cannot open the index {path}") from exc
+            if db is not None:
+                db.close()
+            raise _translate(exc, f"cannot open the index {path}", path) from exc
         except OSError as exc:
             raise IndexDbError(f"cannot open the index {path}: {exc}") from exc
 
@@ -142,7 +157,7 @@ class Index:
                 raise
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise _translate(exc, f"index {self.path}") from exc
+            raise _translate(exc, f"index {self.path}", self.path) from exc
 
     def known(self, ids: Iterable[str], table: str = "samples") -> set[str]:
         wanted = list(ids)
@@ -154,7 +169,7 @@ class Index:
                 rows = self._db.execute(f"SELECT id FROM {table} WHERE id IN ({marks})", chunk)
                 found.update(r[0] for r in rows)
             except sqlite3.Error as exc:
-                raise _translate(exc, f"index {self.path}") from exc
+                raise _translate(exc, f"index {self.path}", self.path) from exc
         return found
 
     def record(
