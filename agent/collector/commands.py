@@ -1,4 +1,4 @@
-"""``inspection-agent collector --config PATH`` (run) and ``collector stats --config PATH [--since 1h]``."""
+"""``inspection-agent collector --config PATH`` (run), ``collector stats``, ``collector fsck [--repair]``."""
 
 from __future__ import annotations
 
@@ -23,10 +23,15 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "collector", help="the central sample collector (run it, or report what it collected)"
     )
-    p.add_argument("action", nargs="?", choices=("run", "stats"), default="run", help="default: run")
+    p.add_argument("action", nargs="?", choices=("run", "stats", "fsck"), default="run", help="default: run")
     p.add_argument("--config", required=True, help="the collector's YAML config")
     p.add_argument("--since", default="24h", help="stats: the period (30m, 1h, 7d; default 24h)")
-    p.add_argument("--json", action="store_true", help="stats: print JSON")
+    p.add_argument("--json", action="store_true", help="stats, fsck: print JSON")
+    p.add_argument(
+        "--repair",
+        action="store_true",
+        help="fsck: quarantine what does not match (stop the collector first)",
+    )
     p.set_defaults(func=main)
 
 
@@ -34,6 +39,8 @@ def main(args: argparse.Namespace) -> int:
     cfg = load_collector_config(args.config)
     if args.action == "stats":
         return stats(cfg, args.since, as_json=args.json)
+    if args.action == "fsck":
+        return fsck(cfg, repair=args.repair, as_json=args.json)
     return run(cfg)
 
 
@@ -85,3 +92,28 @@ def stats(cfg: CollectorConfig, since: str, *, as_json: bool) -> int:
         index.close()
     sys.stdout.write((json.dumps(report, indent=1) if as_json else format_report(report)) + "\n")
     return 0
+
+
+def fsck(cfg: CollectorConfig, *, repair: bool, as_json: bool) -> int:
+    """Exit 0 when files and rows agree (or every problem was repaired), 1 when problems remain."""
+    from agent.collector import fsck as checker
+    from agent.collector.storage import make_storage
+
+    storage = make_storage(cfg.storage.backend, cfg.root)
+    index = Index(cfg.index_path)
+    try:
+        report = checker.check(index, cfg.root, cfg.index_path)
+        if repair:
+            checker.repair(report, index, storage)
+    finally:
+        index.close()
+        storage.close()
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict(), indent=1) + "\n")
+    else:
+        for finding in report.findings:
+            sys.stdout.write(finding.line() + "\n")
+        problems = ", ".join(f"{n} {kind}" for kind, n in report.counts().items() if n) or "no problems"
+        done = f", {report.repaired} repaired" if repair else ""
+        sys.stdout.write(f"{report.files} files, {report.rows} sample rows: {problems}{done}\n")
+    return 0 if not report.findings or report.repaired == len(report.findings) else 1
