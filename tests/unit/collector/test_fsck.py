@@ -1,4 +1,4 @@
-"""``collector fsck`` finds files without rows, rows without files, bad sizes, leftovers; --repair fixes them."""
+"""``collector fsck`` finds files without rows, rows without files, bad sizes, leftovers; --repair fixes."""
 
 from __future__ import annotations
 
