@@ -32,9 +32,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from agent.errors import ModelError
+from agent.config.loader import read_yaml
+from agent.errors import ConfigError, ModelError
 from agent.model.package import file_sha256
 
 MANIFEST = "manifest.yaml"
@@ -153,12 +152,12 @@ def package_identity(pkg: Path) -> tuple[str, str]:
 
 
 def read_manifest(pkg: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load((pkg / MANIFEST).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ModelError(f"{pkg}: no readable {MANIFEST} ({exc.strerror or exc})") from exc
-    except yaml.YAMLError as exc:
-        raise ModelError(f"{pkg / MANIFEST}: not valid YAML ({exc})".replace("\n", " ")) from exc
+    if not (pkg / MANIFEST).is_file():
+        raise ModelError(f"{pkg}: no readable {MANIFEST}")
+    try:  # the bounded loader: a manifest may come from anyone who can hand over a package
+        data = read_yaml(pkg / MANIFEST, expand_env=False).data
+    except ConfigError as exc:
+        raise ModelError(str(exc)) from exc
     if not isinstance(data, dict):
         raise ModelError(f"{pkg / MANIFEST}: must be a mapping")
     return data
