@@ -38,10 +38,10 @@ def bomb(tmp_path: Path, kind: str) -> Path:
 
 
 def _one_line_error(load: Callable[[Path], Any], path: Path, error: type[AgentError]) -> str:
-    started = time.monotonic()
+    started = time.process_time()  # CPU seconds: what the bomb costs, whatever the machine's load
     with pytest.raises(error) as err:
         load(path)
-    assert time.monotonic() - started < 1.0
+    assert time.process_time() - started < 1.0
     text = str(err.value)
     assert "\n" not in text and text.startswith(f"{path}:"), text
     return text
