@@ -1,15 +1,22 @@
-"""``inspection-agent collector --config PATH`` (run) and ``collector stats --config PATH [--since 1h]``."""
+"""``inspection-agent collector --config PATH`` (run), ``collector stats``, ``collector fsck [--repair]``."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
+import structlog
+
 from agent.collector.config import CollectorConfig, load_collector_config
-from agent.collector.index import Index
+from agent.collector.index import Index, IndexFullError
 from agent.log import configure
+from agent.sdnotify import Notifier
+
+log = structlog.get_logger(__name__)
 
 
 def register(sub: Any) -> None:
@@ -17,14 +24,19 @@ def register(sub: Any) -> None:
         "collector", help="the central sample collector (run it, or report what it collected)"
     )
     p.add_argument(
-        "action", nargs="?", choices=("run", "stats", "adduser"), default="run", help="default: run"
+        "action", nargs="?", choices=("run", "stats", "adduser", "fsck"), default="run", help="default: run"
     )
     p.add_argument("name", nargs="?", help="adduser: the user name")
     p.add_argument("--config", required=True, help="the collector's YAML config")
     p.add_argument("--role", choices=("reviewer", "admin"), default="reviewer", help="adduser: the role")
     p.add_argument("--password-stdin", action="store_true", help="adduser: read the password from stdin")
     p.add_argument("--since", default="24h", help="stats: the period (30m, 1h, 7d; default 24h)")
-    p.add_argument("--json", action="store_true", help="stats: print JSON")
+    p.add_argument("--json", action="store_true", help="stats, fsck: print JSON")
+    p.add_argument(
+        "--repair",
+        action="store_true",
+        help="fsck: quarantine what does not match (stop the collector first)",
+    )
     p.set_defaults(func=main)
 
 
@@ -36,6 +48,8 @@ def main(args: argparse.Namespace) -> int:
         from agent.collector.review.users import adduser
 
         return adduser(cfg, args.name, args.role, from_stdin=args.password_stdin)
+    if args.action == "fsck":
+        return fsck(cfg, repair=args.repair, as_json=args.json)
     return run(cfg)
 
 
@@ -45,11 +59,30 @@ def build(cfg: CollectorConfig) -> Any:
     from agent.collector.messages import Parser
     from agent.collector.service import Collector
     from agent.collector.storage import make_storage
-    from agent.sdnotify import Notifier
 
+    notifier = Notifier.from_env()
     storage = make_storage(cfg.storage.backend, cfg.root)
-    ingest = Ingest(Parser(cfg), storage, Index(cfg.index_path))
-    return Collector(cfg, ingest, Notifier.from_env())
+    ingest = Ingest(Parser(cfg), storage, open_index(cfg.index_path, notifier))
+    return Collector(cfg, ingest, notifier)
+
+
+def open_index(path: Path, notifier: Notifier, max_pause_s: float = 30.0) -> Index:
+    """The index, waiting for space when the disk is full at start: a restart would not free any."""
+    pause, since, waiting = 0.5, time.monotonic(), False
+    while True:
+        try:
+            index = Index(path)
+        except IndexFullError as exc:
+            if not waiting:
+                waiting = True
+                log.error("collector_disk_full", error=str(exc))
+                notifier.status(f"disk full, waiting for space: {exc}")
+            time.sleep(pause)
+            pause = min(pause * 2, max_pause_s)
+            continue
+        if waiting:
+            log.info("collector_disk_recovered", waited_s=round(time.monotonic() - since, 1))
+        return index
 
 
 def run(cfg: CollectorConfig) -> int:
@@ -74,3 +107,28 @@ def stats(cfg: CollectorConfig, since: str, *, as_json: bool) -> int:
         index.close()
     sys.stdout.write((json.dumps(report, indent=1) if as_json else format_report(report)) + "\n")
     return 0
+
+
+def fsck(cfg: CollectorConfig, *, repair: bool, as_json: bool) -> int:
+    """Exit 0 when files and rows agree (or every problem was repaired), 1 when problems remain."""
+    from agent.collector import fsck as checker
+    from agent.collector.storage import make_storage
+
+    storage = make_storage(cfg.storage.backend, cfg.root)
+    index = Index(cfg.index_path)
+    try:
+        report = checker.check(index, cfg.root, cfg.index_path)
+        if repair:
+            checker.repair(report, index, storage)
+    finally:
+        index.close()
+        storage.close()
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict(), indent=1) + "\n")
+    else:
+        for finding in report.findings:
+            sys.stdout.write(finding.line() + "\n")
+        problems = ", ".join(f"{n} {kind}" for kind, n in report.counts().items() if n) or "no problems"
+        done = f", {report.repaired} repaired" if repair else ""
+        sys.stdout.write(f"{report.files} files, {report.rows} sample rows: {problems}{done}\n")
+    return 0 if not report.findings or report.repaired == len(report.findings) else 1

@@ -102,12 +102,16 @@ class StorageConfig:
 class LimitsConfig:
     max_bytes: int = 1024 * 1024  # a larger message is quarantined without being decoded
     max_meta_bytes: int = 64 * 1024
+    # Checked from the JPEG header before decoding: a few hundred bytes may claim 65000x65000.
+    max_pixels: int = 40_000_000
     batch: int = 128  # messages made durable (one index commit) and acknowledged together
 
     def _check(self) -> Problems:
         problems: Problems = []
         if self.max_bytes < 1024 or self.max_meta_bytes < 256:
             problems.append(("max_bytes", "needs max_bytes >= 1024 and max_meta_bytes >= 256"))
+        if not 1 <= self.max_pixels <= 2**31:
+            problems.append(("max_pixels", "must be between 1 and 2147483648"))
         if not 1 <= self.batch <= 1024:
             problems.append(("batch", "must be between 1 and 1024"))
         return problems

@@ -8,6 +8,7 @@ at-least-once redelivery is stored once.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -47,9 +48,34 @@ CREATE TABLE IF NOT EXISTS quarantine (
     + REVIEW_SCHEMA
 )
 
+_SQLITE_FULL = 13  # the primary result code (typeshed lacks sqlite3.SQLITE_FULL)
+_NEARLY_FULL = 64 * 1024
+SAMPLE_MARKS = "?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?"
+EVENT_MARKS = "?,?,?,?,?,?,?,?,?,?"
+
 
 class IndexDbError(AgentError):
     """The index database cannot be opened or written."""
+
+
+class IndexFullError(IndexDbError):
+    """SQLITE_FULL: the disk is full. Never corruption: the collector waits for space and retries."""
+
+
+def _translate(exc: sqlite3.Error, what: str, path: Path) -> IndexDbError:
+    """SQLITE_FULL, or an I/O error on a filesystem without free space (creating the WAL's -shm
+    file on a full disk says "disk I/O error"), is a full disk; anything else an index error."""
+    code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11; the message otherwise
+    full = (code is not None and code & 0xFF == _SQLITE_FULL) or "disk is full" in str(exc)
+    if not full and "I/O error" in str(exc):
+        try:
+            st = os.statvfs(path.parent)
+            full = st.f_bavail * st.f_frsize < _NEARLY_FULL
+        except OSError:
+            pass
+    if full:
+        return IndexFullError(f"{what}: disk full ({exc})")
+    return IndexDbError(f"{what}: {exc}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +94,14 @@ class SampleRow:
     reasons: Sequence[str]
     meta: dict[str, Any]
 
+    def values(self, received: int) -> tuple[Any, ...]:
+        """The ``samples`` row as bound by :meth:`Index.record` (the collector rehearses the bind)."""
+        return (
+            self.id, self.ts, received, self.device, self.site, self.line, self.model, self.version,
+            self.predicted, self.score, self.path, self.bytes, json.dumps(list(self.reasons)),
+            json.dumps(self.meta, separators=(",", ":")),
+        )  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class EventRow:
@@ -80,6 +114,13 @@ class EventRow:
     version: str | None
     label: str
     score: float | None
+
+    def values(self, received: int) -> tuple[Any, ...]:
+        """The ``events`` row as bound by :meth:`Index.record`."""
+        return (
+            self.id, self.ts, received, self.device, self.site, self.line, self.model, self.version,
+            self.label, self.score,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,14 +135,19 @@ class Index:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        db: sqlite3.Connection | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db = db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.executescript(SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
+        except sqlite3.Error as exc:
+            if db is not None:
+                db.close()
+            raise _translate(exc, f"cannot open the index {path}", path) from exc
+        except OSError as exc:
             raise IndexDbError(f"cannot open the index {path}: {exc}") from exc
 
     @contextmanager
@@ -115,7 +161,7 @@ class Index:
                 raise
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise IndexDbError(f"index {self.path}: {exc}") from exc
+            raise _translate(exc, f"index {self.path}", self.path) from exc
 
     def known(self, ids: Iterable[str], table: str = "samples") -> set[str]:
         wanted = list(ids)
@@ -123,8 +169,11 @@ class Index:
         for i in range(0, len(wanted), 500):
             chunk = wanted[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(f"SELECT id FROM {table} WHERE id IN ({marks})", chunk)
-            found.update(r[0] for r in rows)
+            try:
+                rows = self._db.execute(f"SELECT id FROM {table} WHERE id IN ({marks})", chunk)
+                found.update(r[0] for r in rows)
+            except sqlite3.Error as exc:
+                raise _translate(exc, f"index {self.path}", self.path) from exc
         return found
 
     def record(
@@ -134,24 +183,15 @@ class Index:
         now = int(time.time() * 1000)
         with self.transaction() as db:
             db.executemany(
-                "INSERT OR IGNORE INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?)",
-                [
-                    (s.id, s.ts, now, s.device, s.site, s.line, s.model, s.version, s.predicted, s.score,
-                     s.path, s.bytes, json.dumps(list(s.reasons)), json.dumps(s.meta, separators=(",", ":")))
-                    for s in samples
-                ],
-            )  # fmt: skip
+                f"INSERT OR IGNORE INTO samples VALUES ({SAMPLE_MARKS})", [s.values(now) for s in samples]
+            )
             db.executemany(
                 "INSERT INTO history (id, ts, action, label, to_path) VALUES (?,?,?,?,?)",
                 [(s.id, now, "received", s.predicted, s.path) for s in samples],
             )
             db.executemany(INSERT_REVIEW, [review_row(s) for s in samples])
             db.executemany(
-                "INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [
-                    (e.id, e.ts, now, e.device, e.site, e.line, e.model, e.version, e.label, e.score)
-                    for e in events
-                ],
+                f"INSERT OR IGNORE INTO events VALUES ({EVENT_MARKS})", [e.values(now) for e in events]
             )
             db.executemany(
                 "INSERT INTO quarantine (received, topic, reason, path) VALUES (?,?,?,?)",

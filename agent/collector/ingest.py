@@ -4,11 +4,18 @@ Order of a batch: validate every message (bad ones become quarantine entries), d
 already stored (redeliveries), write every file (fsync'd), commit the index rows in one
 transaction. Only then may the caller acknowledge the batch's messages: a crash at any point
 leaves them unacknowledged, and the broker delivers them again.
+
+Everything that can fail because of one message happens in :meth:`Ingest.prepare`, under a
+per-message error boundary: schema, image and the SQLite bind itself (rehearsed on an in-memory
+database). So :meth:`Ingest.commit` can only fail for reasons that concern every message (the disk,
+the database), and the collector may treat such a failure as fatal, or wait when the disk is full.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -16,9 +23,10 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from agent.collector.index import EventRow, Index, QuarantineRow
+from agent.collector.index import EVENT_MARKS, SAMPLE_MARKS, EventRow, Index, QuarantineRow
 from agent.collector.messages import Incoming, Parser, Rejected, Sample
-from agent.collector.storage import Storage
+from agent.collector.storage import Storage, StorageError
+from agent.errors import first_line
 from agent.protocol.ids import new_id
 
 log = structlog.get_logger(__name__)
@@ -28,7 +36,7 @@ QUARANTINE = "quarantine"
 
 @dataclass(slots=True)
 class Prepared:
-    """A validated batch, ready to be written."""
+    """A validated batch, ready to be written (committing it twice writes the same files)."""
 
     count: int = 0
     samples: dict[str, Sample] = field(default_factory=dict)
@@ -36,6 +44,18 @@ class Prepared:
     files: list[tuple[str, bytes]] = field(default_factory=list)
     quarantined: list[QuarantineRow] = field(default_factory=list)
     duplicates: int = 0
+    conflicts: int = 0
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What one commit writes: new samples, and conflicting redeliveries sent to quarantine."""
+
+    fresh: list[Sample] = field(default_factory=list)
+    files: list[tuple[str, bytes]] = field(default_factory=list)
+    quarantined: list[QuarantineRow] = field(default_factory=list)
+    duplicates: int = 0
+    conflicts: int = 0
 
 
 class Ingest:
@@ -46,6 +66,7 @@ class Ingest:
         self.storage = storage
         self.index = index
         self.counts: Counter[str] = Counter()
+        self._rehearsal = sqlite3.connect(":memory:", check_same_thread=False)
 
     def process(self, messages: Sequence[Incoming]) -> None:
         """Make every message of the batch durable (stored, recorded or quarantined).
@@ -62,44 +83,104 @@ class Ingest:
         return batch
 
     def commit(self, batch: Prepared) -> None:
-        """Write and record a prepared batch; batches must be committed in the order they arrived."""
-        known = self.index.known(batch.samples)
-        fresh = [s for sample_id, s in batch.samples.items() if sample_id not in known]
-        batch.duplicates += len(batch.samples) - len(fresh)
-        self.storage.write_batch([(s.row.path, s.jpeg) for s in fresh] + batch.files)
-        self.index.record([s.row for s in fresh], batch.events, batch.quarantined)
+        """Write and record a prepared batch; batches must be committed in the order they arrived.
+
+        Safe to call again after a StorageError/IndexDbError (the collector retries on a full disk):
+        it writes the same files and commits the rows once.
+        """
+        plan = self._plan(batch)
+        self.storage.write_batch([(s.row.path, s.jpeg) for s in plan.fresh] + batch.files + plan.files)
+        self.index.record([s.row for s in plan.fresh], batch.events, batch.quarantined + plan.quarantined)
         c = self.counts
         c["received"] += batch.count
-        c["stored"] += len(fresh)
-        c["duplicates"] += batch.duplicates
+        c["stored"] += len(plan.fresh)
+        c["duplicates"] += batch.duplicates + plan.duplicates
+        c["conflicts"] += batch.conflicts + plan.conflicts
         c["events"] += len(batch.events)
-        c["quarantined"] += len(batch.quarantined)
+        c["quarantined"] += len(batch.quarantined) + len(plan.quarantined)
+
+    def _plan(self, batch: Prepared) -> _Plan:
+        """Samples already stored are redeliveries when their image is the same, conflicts otherwise."""
+        plan = _Plan()
+        known = self.index.known(batch.samples)
+        for sample_id, sample in batch.samples.items():
+            if sample_id not in known:
+                plan.fresh.append(sample)
+            elif self._stored_image(sample_id) in (sample.jpeg, None):
+                plan.duplicates += 1
+            else:
+                plan.conflicts += 1
+                digest = hashlib.sha256(sample.jpeg).hexdigest()[:12]
+                key = f"{QUARANTINE}/{_day()}/{sample_id}-conflict-{digest}"
+                reason = f"sample id {sample_id} is already stored with a different image"
+                plan.files += _quarantine_files(key, sample.message, reason, self.parser.cfg.limits.max_bytes)
+                plan.quarantined.append(QuarantineRow(sample.message.topic, reason, f"{key}.bin"))
+                log.warning("sample_conflict", id=sample_id, topic=sample.message.topic)
+        return plan
+
+    def _stored_image(self, sample_id: str) -> bytes | None:
+        """The stored image of a known sample; None when its file is gone (fsck reports that)."""
+        row = self.index.sample(sample_id)
+        try:
+            return None if row is None else self.storage.read(row["path"])
+        except StorageError:
+            return None
 
     def _sort(self, msg: Incoming, batch: Prepared) -> None:
+        """The per-message error boundary: whatever goes wrong with one message quarantines it alone."""
         try:
             if self.parser.kind(msg.topic) == "sample":
-                sample = self.parser.sample(msg)
-                if sample.row.id in batch.samples:
-                    batch.duplicates += 1
-                batch.samples[sample.row.id] = sample
+                self._add_sample(self.parser.sample(msg), batch)
             else:
-                batch.events.append(self.parser.defect(msg))
+                event = self.parser.defect(msg)
+                self._rehearse(EVENT_MARKS, event.values(0))
+                batch.events.append(event)
         except Rejected as exc:
             self._quarantine(msg, str(exc), batch)
+        except Exception as exc:  # a bug must cost one message, never the collector
+            log.exception("message_failed", topic=msg.topic)
+            self._quarantine(msg, f"internal error: {type(exc).__name__}: {first_line(exc)[:160]}", batch)
+
+    def _add_sample(self, sample: Sample, batch: Prepared) -> None:
+        self._rehearse(SAMPLE_MARKS, sample.row.values(0))
+        earlier = batch.samples.get(sample.row.id)
+        if earlier is None:
+            batch.samples[sample.row.id] = sample
+        elif earlier.jpeg == sample.jpeg:
+            batch.duplicates += 1
+        else:
+            batch.conflicts += 1
+            raise Rejected(f"sample id {sample.row.id} came twice in one batch with different images")
+
+    def _rehearse(self, marks: str, values: tuple[object, ...]) -> None:
+        """Bind the row as the index will, so an unbindable value fails here, for this message only."""
+        try:
+            self._rehearsal.execute(f"SELECT {marks}", values)
+        except (sqlite3.Error, OverflowError, ValueError, TypeError) as exc:
+            raise Rejected(f"cannot be stored: {type(exc).__name__}: {first_line(exc)[:120]}") from exc
 
     def _quarantine(self, msg: Incoming, reason: str, batch: Prepared) -> None:
         """The message as received (``.bin``) and why (``.json``), under quarantine/{day}/."""
-        key = f"{QUARANTINE}/{time.strftime('%Y%m%d', time.gmtime())}/{new_id()}"
-        about = {
-            "reason": reason,
-            "topic": msg.topic,
-            "content_type": msg.content_type,
-            "meta": (msg.meta or "")[:65536] or None,
-            "bytes": len(msg.payload),
-            "received": int(time.time() * 1000),
-        }
-        limit = self.parser.cfg.limits.max_bytes  # an oversized message is kept truncated, not whole
-        about["truncated"] = len(msg.payload) > limit
-        batch.files += [(f"{key}.bin", msg.payload[:limit]), (f"{key}.json", json.dumps(about).encode())]
+        reason = reason.encode("utf-8", "backslashreplace").decode("utf-8")
+        key = f"{QUARANTINE}/{_day()}/{new_id()}"
+        batch.files += _quarantine_files(key, msg, reason, self.parser.cfg.limits.max_bytes)
         batch.quarantined.append(QuarantineRow(msg.topic, reason, f"{key}.bin"))
         log.warning("message_quarantined", topic=msg.topic, reason=reason)
+
+
+def _day() -> str:
+    return time.strftime("%Y%m%d", time.gmtime())
+
+
+def _quarantine_files(key: str, msg: Incoming, reason: str, limit: int) -> list[tuple[str, bytes]]:
+    """``key.bin`` (the payload, truncated beyond ``limit``) and ``key.json`` (why, and the metadata)."""
+    about = {
+        "reason": reason,
+        "topic": msg.topic,
+        "content_type": msg.content_type,
+        "meta": (msg.meta or "")[:65536] or None,
+        "bytes": len(msg.payload),
+        "received": int(time.time() * 1000),
+        "truncated": len(msg.payload) > limit,
+    }
+    return [(f"{key}.bin", msg.payload[:limit]), (f"{key}.json", json.dumps(about).encode())]

@@ -4,6 +4,11 @@ paho's network thread only queues what arrives. The writer thread takes batches,
 durable through :class:`Ingest`, and only then acknowledges each message (``client.ack``), in
 arrival order. The broker keeps unacknowledged messages in our session (fixed client id,
 ``clean_start=False``, a session expiry), so a crash or a kill loses nothing: they come again.
+
+A full disk (ENOSPC, SQLITE_FULL) is a state, not a failure: the writer keeps the batch,
+acknowledges nothing, retries with a growing pause and resumes by itself once space returns
+(restarting would not free any). Any other writer or parser failure ends ``run()`` with an error,
+and the watchdog is no longer fed, so systemd restarts the service.
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from agent.collector.accuracy import AccuracyPublisher
 from agent.collector.config import CollectorConfig, broker_password
-from agent.collector.index import Index
+from agent.collector.index import Index, IndexFullError
 from agent.collector.ingest import Ingest, Prepared
 from agent.collector.messages import Incoming
-from agent.errors import AgentError
+from agent.collector.storage import StorageFullError
+from agent.errors import AgentError, first_line
 from agent.mqtt import ClientSpec, describe_connect_error, new_client, new_properties
 from agent.protocol.topics import fleet_filter
 from agent.protocol.wire import META_PROPERTY
@@ -35,6 +41,8 @@ from agent.sdnotify import Notifier
 log = structlog.get_logger(__name__)
 
 _TAKE_WAIT_S = 0.2
+_DISK_FULL = (StorageFullError, IndexFullError)
+_RETRY_MIN_S, _RETRY_MAX_S = 0.5, 30.0
 
 
 def subscriptions(cfg: CollectorConfig) -> list[str]:
@@ -74,12 +82,17 @@ class Collector:
         self._queue: queue.Queue[Incoming] = queue.Queue()
         self._stop = threading.Event()
         self.failure: AgentError | None = None
+        self.state = "ok"  # "disk_full" while a batch waits for space
         self.connected = threading.Event()
         self._fail_logged: str | None = None
         self._client = self._make_client()
         self._prepared: queue.Queue[tuple[list[Incoming], Prepared] | None] = queue.Queue(2)
-        self._parser = threading.Thread(target=self._parse_loop, name="collector-parser", daemon=True)
-        self._writer = threading.Thread(target=self._write_loop, name="collector-writer", daemon=True)
+        self._parser = threading.Thread(
+            target=self._guarded(self._parse_loop), name="collector-parser", daemon=True
+        )
+        self._writer = threading.Thread(
+            target=self._guarded(self._write_loop), name="collector-writer", daemon=True
+        )
         # Its own connection to the index: read from the main loop while the writer thread writes (WAL).
         self._accuracy_index = Index(cfg.index_path)
         self._accuracy = AccuracyPublisher(
@@ -136,6 +149,26 @@ class Collector:
                 break
         return batch
 
+    def _guarded(self, loop: Callable[[], None]) -> Callable[[], None]:
+        """A stage whose unexpected death stops the collector (with an error) instead of going silent."""
+
+        def run() -> None:
+            try:
+                loop()
+            except Exception as exc:
+                log.exception("collector_stage_failed", stage=threading.current_thread().name)
+                self._fail(AgentError(f"collector stage failed: {type(exc).__name__}: {first_line(exc)}"))
+                if threading.current_thread() is self._parser:
+                    self._prepared.put(None)  # the writer must not wait for batches that never come
+
+        return run
+
+    def _fail(self, exc: AgentError) -> None:
+        if self.failure is None:
+            self.failure = exc
+        self.state = "failed"
+        self._stop.set()
+
     def _parse_loop(self) -> None:
         """Stage 1: validate batches; the writer fsyncs the previous one meanwhile (two cores busy)."""
         while not self._stop.is_set():
@@ -152,17 +185,35 @@ class Collector:
         """Stage 2: make each batch durable, then acknowledge its messages in arrival order."""
         while (item := self._prepared.get()) is not None:
             batch, prepared = item
-            if self.failure is not None:
-                continue  # after a failure nothing more is acknowledged: the broker keeps it all
-            try:
-                self.ingest.commit(prepared)
-            except AgentError as exc:  # the disk refused: stop, let systemd restart us
-                log.error("collector_cannot_store", error=str(exc))
-                self.failure = exc
-                self._stop.set()
-                continue
+            if self.failure is not None or not self._commit(prepared):
+                continue  # nothing more is acknowledged: the broker keeps it all
             for msg in batch:
                 self._client.ack(msg.mid, msg.qos)
+
+    def _commit(self, prepared: Prepared) -> bool:
+        """Commit, waiting out a full disk; False when the batch was not stored (stopping or failed)."""
+        pause, since = _RETRY_MIN_S, time.monotonic()
+        while True:
+            try:
+                self.ingest.commit(prepared)
+            except _DISK_FULL as exc:
+                if self.state != "disk_full":
+                    self.state = "disk_full"
+                    log.error("collector_disk_full", error=str(exc), queued=self._queue.qsize())
+                    self.notifier.status(f"disk full, waiting for space: {exc}")
+                if self._stop.wait(pause):
+                    return False  # stopping: unacknowledged, so the broker delivers it again
+                pause = min(pause * 2, _RETRY_MAX_S)
+                continue
+            except AgentError as exc:  # the disk or the index refused for good: let systemd restart us
+                log.error("collector_cannot_store", error=str(exc))
+                self._fail(exc)
+                return False
+            if self.state == "disk_full":
+                self.state = "ok"
+                log.info("collector_disk_recovered", waited_s=round(time.monotonic() - since, 1))
+                self.notifier.status("collecting")
+            return True
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -187,6 +238,9 @@ class Collector:
         last_report = time.monotonic()
         try:
             while not self._stop.wait(1.0):
+                if not (self._parser.is_alive() and self._writer.is_alive()):
+                    self._fail(self.failure or AgentError("a collector thread ended unexpectedly"))
+                    break
                 self.notifier.watchdog()
                 if time.monotonic() - last_report >= self.cfg.stats_interval_s:
                     last_report = time.monotonic()
@@ -222,7 +276,12 @@ class Collector:
             log.warning("line_accuracy_failed", error=str(exc))
 
     def stats(self) -> dict[str, Any]:
-        return {**self.ingest.counts, "queued": self._queue.qsize(), "connected": self.connected.is_set()}
+        return {
+            **self.ingest.counts,
+            "state": self.state,
+            "queued": self._queue.qsize(),
+            "connected": self.connected.is_set(),
+        }
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():

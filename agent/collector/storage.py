@@ -8,6 +8,8 @@ the filesystem put many files in one journal commit (measured: ~1 ms per 50 KB f
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +43,13 @@ class StorageError(AgentError):
     """The storage backend cannot write or move a file."""
 
 
+class StorageFullError(StorageError):
+    """ENOSPC/EDQUOT: no room now. Never corruption; the collector waits for space and retries."""
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
 class LocalStorage:
     """Files under ``root``: write to a temporary name, fsync, rename, fsync the directory."""
 
@@ -56,19 +65,24 @@ class LocalStorage:
             return
         staged: list[tuple[int, Path, Path]] = []
         dirs: set[Path] = set()
+        renamed = 0
         try:
             for key, data in items:
                 staged.append(self._stage(key, data, dirs))
-            renames = [(tmp, final) for _, tmp, final in staged]
-            fds, staged = [fd for fd, _, _ in staged], []  # fsync_fd closes them, whatever happens
+            fds = [fd for fd, _, _ in staged]  # fsync_fd closes every one, whatever happens
+            staged = [(-1, tmp, final) for _, tmp, final in staged]
             list(self._pool.map(partial(fsutil.fsync_fd, close=True), fds))
-            for tmp, final in renames:
+            for _, tmp, final in staged:
                 os.replace(tmp, final)
+                renamed += 1
             list(self._pool.map(fsutil.fsync_dir, dirs))
         except OSError as exc:
-            for fd, _, _ in staged:
-                os.close(fd)
-            raise StorageError(f"cannot store samples under {self.root}: {exc.strerror or exc}") from exc
+            for fd, tmp, _ in staged[renamed:]:
+                if fd >= 0:
+                    os.close(fd)
+                _unlink(tmp)  # a full disk must get its space back before the retry
+            error = StorageFullError if exc.errno in _FULL else StorageError
+            raise error(f"cannot store samples under {self.root}: {exc.strerror or exc}") from exc
 
     def _stage(self, key: str, data: bytes, dirs: set[Path]) -> tuple[int, Path, Path]:
         final = self.path(key)
@@ -82,6 +96,7 @@ class LocalStorage:
                 view = view[os.write(fd, view) :]
         except OSError:
             os.close(fd)
+            _unlink(tmp)
             raise
         return fd, tmp, final
 
@@ -120,6 +135,11 @@ class LocalStorage:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(OSError):  # already gone; `collector fsck` reports any leftover
+        os.unlink(path)
 
 
 def make_storage(backend: str, root: Path) -> LocalStorage:

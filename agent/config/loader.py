@@ -3,6 +3,12 @@
 ``${NAME}`` in a string is replaced by the environment variable NAME (an unset
 variable is a config error with its line); ``${NAME:-default}`` gives a default.
 Secrets are therefore never written in the file itself.
+
+Bounded, because a config or a model manifest may come from someone else: the file size
+(:data:`MAX_YAML_BYTES`), the nesting depth (:data:`MAX_DEPTH`, checked on the parser's event
+stream, which is not recursive, before PyYAML's recursive composer sees the document) and the
+number of values after alias expansion (:data:`MAX_VALUES`: a 1 KB "billion laughs" expands to
+10^9). Each limit gives one ``file:line`` error, within a second.
 """
 
 from __future__ import annotations
@@ -17,6 +23,10 @@ import yaml
 from agent.errors import ConfigError
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+MAX_YAML_BYTES = 1024 * 1024
+MAX_DEPTH = 64
+MAX_VALUES = 100_000
 
 
 class YamlDocument:
@@ -47,7 +57,11 @@ def read_yaml(path: str | Path, *, expand_env: bool = True) -> YamlDocument:
     """
     filename = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as src:
+            raw = src.read(MAX_YAML_BYTES + 1)
+        if len(raw) > MAX_YAML_BYTES:
+            raise ConfigError(f"{filename}:1: larger than {MAX_YAML_BYTES} bytes, refused")
+        text = raw.decode("utf-8")
     except OSError as exc:
         raise ConfigError(f"{filename}: cannot read: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
@@ -56,6 +70,9 @@ def read_yaml(path: str | Path, *, expand_env: bool = True) -> YamlDocument:
 
 
 def parse_yaml(text: str, filename: str, *, expand_env: bool = True) -> YamlDocument:
+    if len(text) > MAX_YAML_BYTES:
+        raise ConfigError(f"{filename}:1: larger than {MAX_YAML_BYTES} bytes, refused")
+    _check_depth(text, filename)
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -73,6 +90,22 @@ def parse_yaml(text: str, filename: str, *, expand_env: bool = True) -> YamlDocu
     return YamlDocument(filename, data, walker.lines, walker.problems)
 
 
+def _check_depth(text: str, filename: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH from the event stream (PyYAML's parser is iterative)."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    line = event.start_mark.line + 1 if event.start_mark else 1
+                    raise ConfigError(f"{filename}:{line}: nested more than {MAX_DEPTH} levels deep, refused")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return  # malformed: the real parse reports it with its line
+
+
 class _Walker:
     """Turns composed YAML nodes into plain values, noting each key's line and env problems."""
 
@@ -82,8 +115,15 @@ class _Walker:
         self.expand_env = expand_env
         self.lines: dict[tuple[str, ...], int] = {}
         self.problems: list[str] = []
+        self.values = 0
 
     def walk(self, node: yaml.Node, path: tuple[str, ...]) -> Any:
+        self.values += 1
+        if self.values > MAX_VALUES:  # only aliases get a small file here: each one re-walks its node
+            line = node.start_mark.line + 1
+            raise ConfigError(
+                f"{self.filename}:{line}: more than {MAX_VALUES} values once aliases are expanded, refused"
+            )
         self.lines.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)

@@ -144,7 +144,8 @@ def _convert_scalar(tp: Any, value: Any, path: tuple[str, ...], col: _Collector)
         raise TypeError(f"unsupported config type {tp!r} at {'.'.join(path)}") from None
     ok, converted = convert(value)
     if not ok:
-        col.add(path, f"must be {_type_name(tp)}, got {_describe(value)}")
+        got = _kind(value) if tp is Secret else _describe(value)
+        col.add(path, f"must be {_type_name(tp)}, got {got}")
     return converted
 
 
@@ -161,20 +162,41 @@ def _convert_dataclass(cls: type, value: Any, path: tuple[str, ...], col: _Colle
             known = ", ".join(sorted(fields))
             col.add((*path, str(key)), f"unknown key (known keys: {known})")
     kwargs: dict[str, Any] = {}
-    before = len(col.problems)
+    failed: set[str] = set()
     for name, f in fields.items():
+        before = len(col.problems)
         if name in value:
             kwargs[name] = _convert(hints[name], value[name], (*path, name), col)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+        elif _required(f):
             col.add((*path, name), f"missing required key ({_type_name(hints[name])})")
-    if len(col.problems) > before:
-        return None
-    obj = cls(**kwargs)
+        if len(col.problems) > before:
+            failed.add(name)
+            kwargs.pop(name, None)
+    if any(_required(fields[name]) for name in failed):
+        return None  # no instance to run the section's own checks on
+    obj = cls(**kwargs)  # a field that failed takes its default, so the other fields still get checked
+    _run_checks(obj, path, failed, col)
+    return None if failed else obj
+
+
+def _required(f: dataclasses.Field[Any]) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def _run_checks(obj: Any, path: tuple[str, ...], failed: set[str], col: _Collector) -> None:
+    """The section's ``_check`` rules, except those about a field already reported as mistyped."""
     check = getattr(obj, "_check", None)
-    if check is not None:
-        for key, problem in check():
+    if check is None:
+        return
+    for key, problem in check():
+        if key.split(".", 1)[0] not in failed:
             col.add((*path, key) if key else path, problem)
-    return obj
+
+
+def _kind(value: Any) -> str:
+    """What a secret field got, without its value: a wrongly typed password is still a password."""
+    name = "a mapping" if isinstance(value, Mapping) else type(value).__name__
+    return f"{name} (value not shown: secret)"
 
 
 def _describe(value: Any) -> str:
