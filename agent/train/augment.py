@@ -29,7 +29,7 @@ def symmetries(images: np.ndarray, rng: np.random.Generator, transpose: bool) ->
         if k & 4:
             view = view.transpose(0, 2, 1, *range(3, view.ndim))
         out[sel] = view
-    return out
+    return np.asarray(out)
 
 
 def _geometry(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:

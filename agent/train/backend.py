@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from types import ModuleType
 
@@ -21,28 +22,23 @@ def keras() -> ModuleType:
     """Keras 3 (with TensorFlow as its backend); TF's C++ start-up chatter is silenced first."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # fatal only; failures still raise
     try:
-        import keras as keras_module
-        import tensorflow  # noqa: F401  (the backend keras runs on)
+        importlib.import_module("tensorflow")  # the backend Keras runs on
+        return importlib.import_module("keras")
     except ImportError as exc:
         raise _missing("TensorFlow/Keras", exc) from exc
-    return keras_module
 
 
 def tensorflow() -> ModuleType:
     keras()
-    import tensorflow as tf
-
-    return tf
+    return importlib.import_module("tensorflow")
 
 
 def onnx_tools() -> tuple[ModuleType, ModuleType]:
     """(onnx, onnxruntime.quantization) for the QDQ export."""
     try:
-        import onnx
-        import onnxruntime.quantization as quantization
+        return importlib.import_module("onnx"), importlib.import_module("onnxruntime.quantization")
     except ImportError as exc:
         raise _missing("onnx and onnxruntime", exc) from exc
-    return onnx, quantization
 
 
 def set_determinism(seed: int) -> None:

@@ -35,7 +35,8 @@ def register(subparsers: Any) -> None:
 
 def train_cmd(args: argparse.Namespace) -> int:
     from agent.train.config import load_train_config
-    from agent.train.retrain import Request, run
+    from agent.train.prepare import Request
+    from agent.train.retrain import run
 
     request = Request(
         data=tuple(args.data),

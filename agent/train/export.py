@@ -52,7 +52,7 @@ def export_tflite(model: Any, calibration: np.ndarray, spec: InputSpec, path: Pa
         converter.inference_output_type = tf.int8
         try:
             path.write_bytes(converter.convert())
-        except Exception as exc:  # noqa: BLE001  (the converter raises ConverterError and plain Exceptions)
+        except Exception as exc:  # the converter raises ConverterError and plain Exceptions
             raise ModelError(f"int8 TFLite conversion failed: {str(exc).splitlines()[0]}") from exc
 
 

@@ -53,4 +53,4 @@ def metrics(
 
 def int8_drop(results: dict[str, Any]) -> float:
     """The largest accuracy lost by an int8 variant against the float model (negative: int8 did better)."""
-    return round(max(results["float"]["accuracy"] - results[v]["accuracy"] for v in INT8_VARIANTS), 4)
+    return round(float(max(results["float"]["accuracy"] - results[v]["accuracy"] for v in INT8_VARIANTS)), 4)

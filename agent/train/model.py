@@ -50,7 +50,8 @@ def base_file(path: Path) -> Path:
         shipped = path / FLOAT_MODEL
         if not shipped.is_file():
             raise ModelError(
-                f"package {path} ships no float model ({FLOAT_MODEL}); give the Keras file it was trained from"
+                f"package {path} ships no float model ({FLOAT_MODEL}); "
+                "give the Keras file it was trained from"
             )
         return shipped
     if path.suffix.lower() not in KERAS_SUFFIXES:
@@ -64,7 +65,7 @@ def load_base(path: Path) -> Base:
     source = base_file(path)
     try:
         model = keras.models.load_model(source, compile=False)
-    except Exception as exc:  # noqa: BLE001  (Keras raises many kinds; all mean "not loadable")
+    except Exception as exc:  # Keras raises many kinds; all mean "not loadable"
         raise ModelError(
             f"base model {source}: cannot load it with Keras: {str(exc).splitlines()[0]}"
         ) from exc
@@ -97,7 +98,7 @@ def to_input(images: np.ndarray, spec: InputSpec) -> np.ndarray:
     channels = x.shape[-1]
     mean = np.resize(np.asarray(spec.mean, np.float32), channels)
     std = np.resize(np.asarray(spec.std, np.float32), channels)
-    return (x.astype(np.float32) * np.float32(spec.scale) - mean) / std
+    return np.asarray((x.astype(np.float32) * np.float32(spec.scale) - mean) / std, np.float32)
 
 
 def class_weights(labels: np.ndarray, classes: int) -> dict[int, float]:
@@ -140,6 +141,7 @@ def fit(
     splits: tuple[Samples, Samples],
     cfg: TrainConfig,
     spec: InputSpec,
+    *,
     on_epoch: EpochHook | None = None,
 ) -> list[dict[str, Any]]:
     """Head first, then fine-tune; stop when validation loss has not improved for ``patience`` epochs.

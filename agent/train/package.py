@@ -79,8 +79,8 @@ def write_golden(
     names: Sequence[str],
     frame_of: FrameOf,
     runners: dict[str, Runner],
-    spec: InputSpec,
     *,
+    spec: InputSpec,
     size: tuple[int, int] | None = None,
     max_tries: int = 60,
 ) -> dict[str, Any]:
@@ -99,7 +99,8 @@ def write_golden(
         candidates = []
         for order, i in enumerate(np.flatnonzero(test_labels == c)[:max_tries]):
             small = golden_frame(frame_of(int(i)), size)
-            view = model_view(pre, cv2.imdecode(cv2.imencode(".png", small)[1], cv2.IMREAD_COLOR))
+            reread = np.asarray(cv2.imdecode(cv2.imencode(".png", small)[1], cv2.IMREAD_COLOR), np.uint8)
+            view = model_view(pre, reread)
             scores = {name: run(view[None])[0] for name, run in runners.items()}
             rank = _rank(c, scores, order)
             if rank is not None:

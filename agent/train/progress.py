@@ -1,4 +1,4 @@
-"""Progress of long steps: a redrawn bar on a terminal, a plain line every few seconds otherwise (logs, CI)."""
+"""Progress of long steps: a redrawn bar on a terminal, plain periodic lines otherwise (logs, CI)."""
 
 from __future__ import annotations
 

@@ -42,7 +42,7 @@ def _panel(title: str, series: dict[str, list[float]], colours: Sequence[Any]) -
     for e in range(n):
         x = x0 + (x1 - x0) * e // max(1, n - 1)
         _text(img, str(e + 1), (x - 4, y1 + 16), 0.38)
-    for (name, ys), colour in zip(series.items(), colours, strict=False):
+    for ys, colour in zip(series.values(), colours, strict=False):
         pts = [
             (x0 + (x1 - x0) * e // max(1, n - 1), int(y1 - (y1 - y0) * (v - lo) / (hi - lo)))
             for e, v in enumerate(ys)

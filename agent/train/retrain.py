@@ -15,10 +15,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import cv2
 import numpy as np
 
-from agent.errors import AgentError, DataError, ModelError
+from agent.errors import AgentError, ModelError
 from agent.model.manifest import InputSpec, Manifest, read_manifest
 from agent.model.pack import pack
 from agent.model.signing import write_checksums
@@ -26,34 +25,25 @@ from agent.model.validate import validate_package
 from agent.train import backend, data, split
 from agent.train.config import TrainConfig
 from agent.train.export import OnnxRunner, TfliteRunner, export_onnx, export_tflite, representative
-from agent.train.metrics import defect_indices, int8_drop, metrics
+from agent.train.metrics import defect_indices, metrics
 from agent.train.model import FLOAT_MODEL, Base, base_file, fit, load_base, predict, save, with_new_head
 from agent.train.package import reference_block, write_golden
+from agent.train.prepare import SOURCES, TRAINING_DIR, Prepared, Request, Say, prepare
 from agent.train.progress import Progress
 from agent.train.report import write_report
+from agent.train.summary import label_change, reject, say_data, say_results, summarise, weights_by_label
 
-Say = Callable[[str], None]
-TRAINING_DIR = "training"
-SOURCES = "sources.json"
+Runners = dict[str, Callable[[np.ndarray], np.ndarray]]
 
 
 @dataclass(frozen=True, slots=True)
-class Request:
-    data: tuple[Path, ...]
-    base: Path
-    out: Path
-    version: str
-    config: TrainConfig
-    force: bool = False
+class Job:
+    """What every later step needs: the request, the base package's manifest (if any), the data."""
 
-
-@dataclass(slots=True)
-class Prepared:
-    """The data after merging, deduplication and the stable split, and what was learned doing it."""
-
-    splits: dict[str, data.Samples]
-    report: dict[str, Any]
-    ledger: tuple[data.Samples, list[str]]
+    req: Request
+    was: Manifest | None
+    spec: InputSpec
+    prepared: Prepared
 
 
 def check_out(out: Path, force: bool) -> None:
@@ -86,85 +76,6 @@ def input_spec(cfg: TrainConfig, manifest: Manifest | None, shape: tuple[int, in
     )
 
 
-def data_dirs(req: Request) -> list[Path]:
-    """The base package's own training data first (when still on disk and wanted), then the new."""
-    dirs: list[Path] = []
-    record = req.base / TRAINING_DIR / SOURCES
-    if req.config.previous_data and record.is_file():
-        dirs += [Path(p) for p in json.loads(record.read_text())["data"] if Path(p).is_dir()]
-    for d in req.data:
-        if d.resolve() not in [p.resolve() for p in dirs]:
-            dirs.append(d)
-    return dirs
-
-
-def check_shapes(found: dict[tuple[int, int, int], int], spec: InputSpec, policy: str) -> str:
-    """Frames whose size or channels differ from the model input: resized (reported) or refused."""
-    want = (spec.width, spec.height, spec.channels)
-    other = {s: n for s, n in found.items() if s != want}
-    if not other:
-        return ""
-    n = sum(other.values())
-    shapes = ", ".join(f"{w}x{h}x{c}" for w, h, c in sorted(other, key=lambda s: -other[s])[:3])
-    what = f"{n} image(s) are {shapes}, the base model takes {want[0]}x{want[1]}x{want[2]}"
-    if policy == "refuse":
-        raise DataError(f"{what}; set input_mismatch: resize to resize them as the agent does on the device")
-    return f"{what}: resized ({spec.resize}) and converted to {spec.color}, as the agent does"
-
-
-def prepare(req: Request, spec: InputSpec, base_labels: list[str] | None, say: Say) -> Prepared:
-    """Read, merge, deduplicate, check and split every --data directory."""
-    cfg, dirs = req.config, data_dirs(req)
-    entries = [e for d in dirs for e in data.scan(d)]
-    names = data.label_order([e.label for e in entries], base_labels)
-    samples, read = data.load(entries, spec, names)
-    for line in read.corrupt[:5]:
-        say(f"skipped: {line}")
-    resized = check_shapes(dict(read.frame_shapes), spec, cfg.input_mismatch)
-    merge = split.MergeReport()
-    samples = split.deduplicate(samples, cfg.near_duplicate_bits, merge)
-    warnings = split.check_classes(samples, cfg.min_per_class, cfg.on_few)
-    ledger = split.read_ledger(req.base / TRAINING_DIR / split.LEDGER)
-    assignment = split.assign(samples, ledger, tuple(cfg.split), merge)  # type: ignore[arg-type]
-    splits = split.by_split(samples, assignment)
-    if not len(splits["train"]) or not len(splits["val"]) or not len(splits["test"]):
-        sizes = ", ".join(f"{s} {len(v)}" for s, v in splits.items())
-        raise DataError(f"not enough images to fill train, val and test ({sizes}); add images")
-    report = {
-        "sources": [str(d) for d in dirs],
-        "files": len(entries),
-        "corrupt_skipped": len(read.corrupt),
-        "corrupt": read.corrupt,
-        "resized": resized,
-        "duplicate_ids": merge.duplicate_ids,
-        "near_duplicates": merge.near_duplicates,
-        "label_conflicts": merge.label_conflicts,
-        "split_filled": merge.moved_to_fill,
-        "previously_split": sum(i in ledger for i in samples.ids),
-        "warnings": warnings,
-        "per_class": {s: v.counts() for s, v in splits.items()},
-        "per_source": _per_source(samples),
-    }
-    return Prepared(splits, report, (samples, assignment))
-
-
-def _per_source(samples: data.Samples) -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = {}
-    for origin, label in zip(samples.origins, samples.labels, strict=True):
-        counts = out.setdefault(origin, {})
-        counts[samples.names[label]] = counts.get(samples.names[label], 0) + 1
-    return out
-
-
-def label_change(base_labels: list[str] | None, names: tuple[str, ...]) -> dict[str, Any]:
-    if base_labels is None:
-        return {"changed": False, "note": "the base is a bare Keras model: no labels to compare"}
-    added = [n for n in names if n not in base_labels]
-    removed = [n for n in base_labels if n not in names]
-    return {"changed": bool(added or removed) or list(names) != base_labels, "from": base_labels,
-            "to": list(names), "added": added, "removed": removed}  # fmt: skip
-
-
 def train_model(base: Base, prepared: Prepared, cfg: TrainConfig, spec: InputSpec, stream: TextIO) -> Any:
     backend.set_determinism(cfg.seed)
     names = prepared.splits["train"].names
@@ -177,7 +88,7 @@ def train_model(base: Base, prepared: Prepared, cfg: TrainConfig, spec: InputSpe
         )
 
     history = fit(
-        model, base.features, (prepared.splits["train"], prepared.splits["val"]), cfg, spec, on_epoch
+        model, base.features, (prepared.splits["train"], prepared.splits["val"]), cfg, spec, on_epoch=on_epoch
     )
     bar.close("(stopped early)" if history[-1].get("stopped_early") else "")
     return model, history
@@ -204,11 +115,10 @@ def running_model(
     return {"version": manifest.version, "accuracy": round(float((said == truth).mean()), 4)}
 
 
-def export_models(
-    model: Any, prepared: Prepared, cfg: TrainConfig, spec: InputSpec, staging: Path
-) -> dict[str, Any]:
+def export_models(model: Any, job: Job, staging: Path) -> Runners:
     """Both int8 files in ``staging``, calibrated on training images; runners for float and both int8."""
-    calibration = representative(prepared.splits["train"].images, cfg.calibration_images, cfg.seed)
+    cfg, spec = job.req.config, job.spec
+    calibration = representative(job.prepared.splits["train"].images, cfg.calibration_images, cfg.seed)
     export_tflite(model, calibration, spec, staging / "model.tflite")
     export_onnx(model, calibration, spec, staging / "model.onnx")
     return {
@@ -246,13 +156,13 @@ def _frame(test: data.Samples) -> Callable[[int], np.ndarray]:
     return frame_of
 
 
-def assemble(req: Request, was: Manifest | None, prepared: Prepared, spec: InputSpec, work: Path,
-             runners: dict[str, Any], report: dict[str, Any], model: Any) -> Path:  # fmt: skip
+def assemble(job: Job, work: Path, *, runners: Runners, report: dict[str, Any], model: Any) -> Path:
     """Golden set, manifest with drift reference, pack (checksums), then the training record beside it."""
+    req, prepared, spec = job.req, job.prepared, job.spec
     test, val = prepared.splits["test"], prepared.splits["val"]
     int8 = {"tflite": runners["tflite_int8"], "onnx": runners["onnx_int8"]}
-    write_golden(work / "golden-src", test.labels, test.names, _frame(test), int8, spec)
-    doc = manifest_doc(req, was, test.names, spec)
+    write_golden(work / "golden-src", test.labels, test.names, _frame(test), int8, spec=spec)
+    doc = manifest_doc(req, job.was, test.names, spec)
     doc["reference"] = reference_block(val.images, val.names, int8["tflite"], "validation", spec.color)
     pkg = work / "package"
     pack(doc, [work / "model.tflite", work / "model.onnx"], pkg, golden=work / "golden-src" / "golden")
@@ -291,117 +201,55 @@ def _labels(manifest: Manifest | None, base: Path) -> list[str] | None:
     return [line.strip() for line in lines if line.strip()]
 
 
-def summarise(req: Request, prepared: Prepared, base: Base, history: list[dict[str, Any]],
-              evaluation: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-    """The training report and the package's evaluation.json, from one set of figures."""
-    cfg = req.config
-    drop = int8_drop(evaluation)
-    report = {
-        "version": req.version,
-        "base": {"path": str(base.path), "params": base.params, "input": list(base.input_shape)},
-        "config": asdict(cfg),
-        "data": prepared.report,
-        "imbalance": {"method": cfg.imbalance, "class_weights": extra["class_weights"]},
-        "history": history,
-        "epochs_run": len(history),
-        "evaluation": evaluation,
-        "int8_accuracy_drop": drop,
-        "max_int8_drop": cfg.max_int8_drop,
-        **extra,
-    }
-    evaluation_file = {
-        "version": req.version,
-        "labels": list(prepared.splits["test"].names),
-        "seed": cfg.seed,
-        "split": {s: len(v) for s, v in prepared.splits.items()},
-        **evaluation,
-        "int8_accuracy_drop": drop,
-        "max_int8_drop": cfg.max_int8_drop,
-        "label_change": extra["label_change"],
-        "running_model": extra["running_model"],
-    }
-    return {"report": report, "evaluation_file": evaluation_file}
-
-
-def reject(work: Path, out: Path, summary: dict[str, Any], names: tuple[str, ...]) -> Path:
-    """Keep what a refused run learned (report, curves, int8 files) in ``<out>.rejected``."""
-    target = out.with_name(out.name + ".rejected")
-    write_report(work / TRAINING_DIR, summary["report"], names)
-    shutil.rmtree(target, ignore_errors=True)
-    work.rename(target)
-    return target
-
-
 def run(req: Request, say: Say = print, stream: TextIO = sys.stderr) -> dict[str, Any]:
     """Train, quantize, evaluate and package; return the training report."""
-    cfg = req.config
     check_out(req.out, req.force)
     base_file(req.base)  # a missing base is reported before TensorFlow even loads
     was = base_manifest(req.base) if req.base.is_dir() else None
     base_labels = _labels(was, req.base)
     base = load_base(req.base)
-    spec = input_spec(cfg, was, base.input_shape)
-    prepared = prepare(req, spec, base_labels, say)
-    _say_data(prepared, say)
-    change = label_change(base_labels, prepared.splits["train"].names)
+    spec = input_spec(req.config, was, base.input_shape)
+    job = Job(req, was, spec, prepare(req, spec, base_labels, say))
+    say_data(job.prepared, say)
+    change = label_change(base_labels, job.prepared.splits["train"].names)
     if change["changed"] and base_labels is not None:
-        say(
-            f"label change: {base_labels} -> {change['to']} (added {change['added']}, removed {change['removed']})"
-        )
-    model, history = train_model(base, prepared, cfg, spec, stream)
+        say(f"label change: {change['from']} -> {change['to']} (added {change['added']}, "
+            f"removed {change['removed']}); flash-model will announce it")  # fmt: skip
+    model, history = train_model(base, job.prepared, req.config, spec, stream)
     work = req.out.parent / f".{req.out.name}.train"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        runners = export_models(model, prepared, cfg, spec, work)
-        test = prepared.splits["test"]
-        evaluation = evaluate(runners, test, defect_indices(test.names, cfg.defect_labels))
-        extra = {
-            "label_change": change,
-            "running_model": running_model(req.base, was, spec, test),
-            "class_weights": _weights(prepared, cfg),
-        }
-        summary = summarise(req, prepared, base, history, evaluation, extra)
-        _say_results(summary["report"], say)
-        if summary["report"]["int8_accuracy_drop"] > cfg.max_int8_drop:
-            kept = reject(work, req.out, summary, test.names)
-            raise ModelError(
-                f"int8 accuracy drop {summary['report']['int8_accuracy_drop']:.4f} exceeds max_int8_drop "
-                f"{cfg.max_int8_drop}: no package written (report and models kept in {kept})"
-            )
-        pkg = assemble(req, was, prepared, spec, work, runners, summary, model)
-        check_package(pkg)
-        place(pkg, req.out, req.force)
+        report = finish(job, work, (model, base, history), change, say)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     say(f"package {req.out}: validates; report in {req.out / TRAINING_DIR}")
+    return report
+
+
+def finish(
+    job: Job, work: Path, trained: tuple[Any, Base, list[dict[str, Any]]], change: dict[str, Any], say: Say
+) -> dict[str, Any]:
+    """Export, evaluate, refuse an int8 gap over the limit, package, validate, move into place."""
+    req, cfg, test = job.req, job.req.config, job.prepared.splits["test"]
+    model, base, history = trained
+    runners = export_models(model, job, work)
+    evaluation = evaluate(runners, test, defect_indices(test.names, cfg.defect_labels))
+    extra = {
+        "label_change": change,
+        "running_model": running_model(req.base, job.was, job.spec, test),
+        "class_weights": weights_by_label(job.prepared, cfg),
+    }
+    summary = summarise(req, job.prepared, base, history, evaluation=evaluation, extra=extra)
+    say_results(summary["report"], say)
+    drop = summary["report"]["int8_accuracy_drop"]
+    if drop > cfg.max_int8_drop:
+        kept = reject(work, req.out, summary, test.names)
+        raise ModelError(
+            f"int8 accuracy drop {drop:.4f} exceeds max_int8_drop {cfg.max_int8_drop}: "
+            f"no package written (report and models kept in {kept})"
+        )
+    pkg = assemble(job, work, runners=runners, report=summary, model=model)
+    check_package(pkg)
+    place(pkg, req.out, req.force)
     return dict(summary["report"])
-
-
-def _weights(prepared: Prepared, cfg: TrainConfig) -> dict[str, float] | None:
-    if cfg.imbalance != "class_weight":
-        return None
-    from agent.train.model import class_weights
-
-    train = prepared.splits["train"]
-    return {train.names[c]: w for c, w in class_weights(train.labels, len(train.names)).items()}
-
-
-def _say_data(prepared: Prepared, say: Say) -> None:
-    r = prepared.report
-    per = ", ".join(f"{s} {sum(c.values())}" for s, c in r["per_class"].items())
-    say(f"data: {r['files']} files from {len(r['sources'])} source(s); {per}")
-    say(f"  per class (train): {r['per_class']['train']}")
-    say(f"  skipped {r['corrupt_skipped']} corrupt image(s); removed {r['duplicate_ids']} duplicate id(s) and "
-        f"{r['near_duplicates']} near-duplicate(s); {r['previously_split']} id(s) kept their earlier split")  # fmt: skip
-    for line in ([r["resized"]] if r["resized"] else []) + r["warnings"]:
-        say(f"  warning: {line}" if line in r["warnings"] else f"  note: {line}")
-
-
-def _say_results(report: dict[str, Any], say: Say) -> None:
-    for name, m in report["evaluation"].items():
-        say(f"{name:12s} test accuracy {m['accuracy']:.4f} defect recall {m['defect_recall']:.4f}")
-    running = report.get("running_model") or {}
-    if running:
-        say(f"running model {running['version']}: test accuracy {running['accuracy']:.4f}")
-    say(f"int8 accuracy drop {report['int8_accuracy_drop']:.4f} (max {report['max_int8_drop']})")

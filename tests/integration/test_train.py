@@ -1,4 +1,4 @@
-"""``inspection-agent train`` end to end: pre-train a base, package it, retrain it on a changed task, flash it.
+"""``inspection-agent train`` end to end: pre-train a base, package it, retrain on a changed task, flash it.
 
 Nothing is downloaded: the base is a small MobileNet v1 (agent.train.zoo) pre-trained here
 on one synthetic task (ok / spot / hole). The line then starts showing a new defect
@@ -146,8 +146,8 @@ def test_retrained_package_hot_swaps_on_a_real_agent(
         _wait_state(state_file, lambda s: s["version"] == "1.0.0")
         pid_file = tmp_path / "agent.pid"
         pid_file.write_text(str(agent.proc.pid))
-        result = flash(sshd, store, trained.v2, "--reload", f"pid:{pid_file}", "--state-file", str(state_file),
-                       "--timeout", "60", "--validate-cmd", REAL_VALIDATE)  # fmt: skip
+        result = flash(sshd, store, trained.v2, "--reload", f"pid:{pid_file}", "--state-file",
+                       str(state_file), "--timeout", "60", "--validate-cmd", REAL_VALIDATE)  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr + agent.output[-3000:]
         assert "demo 1.0.0 -> 2.0.0 active" in result.stdout
         seen = [json.loads(p) for _, p, _ in results.wait_for(10**6, timeout=1)]
