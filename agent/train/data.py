@@ -123,7 +123,10 @@ def model_view(pre: Preprocessor, bgr: np.ndarray) -> np.ndarray:
 
 def decode(data: bytes) -> tuple[np.ndarray, int] | None:
     """(BGR frame, channels in the file) or None when the bytes are not an image OpenCV can read."""
-    raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    except cv2.error:
+        raw = None
     if raw is None or raw.size == 0:
         return None
     channels = 1 if raw.ndim == 2 else int(raw.shape[2])
