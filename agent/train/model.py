@@ -9,6 +9,7 @@ batch-norm statistics kept), then fine-tunes everything at a lower rate.
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -164,6 +165,7 @@ def fit(
             phase_epochs = cfg.freeze_epochs if frozen else cfg.epochs - cfg.freeze_epochs
             rate = cfg.learning_rate if frozen or cfg.freeze_epochs == 0 else cfg.fine_tune_rate
             compile_model(model, rate, phase_epochs * per_epoch)
+        started = time.monotonic()
         order = epoch_indices(train.labels, rng, cfg.imbalance == "oversample")
         x = to_input(augment(train.images[order], rng, cfg.augment), spec)
         fitted = model.fit(
@@ -177,6 +179,7 @@ def fit(
             "accuracy": round(float(fitted.history["accuracy"][-1]), 5),
             "val_loss": round(float(val_loss), 5),
             "val_accuracy": round(float(val_acc), 5),
+            "seconds": round(time.monotonic() - started, 2),
         }
         history.append(record)
         if on_epoch is not None:
