@@ -27,6 +27,10 @@ class ModelError(AgentError):
     """A model package is missing, corrupt, tampered with, or does not match its manifest."""
 
 
+class DataError(AgentError):
+    """Training data that cannot make a model: one class only, too few images, nothing readable."""
+
+
 class RuntimeMissingError(ModelError):
     """The inference library for a model is not installed; the message names the extra."""
 

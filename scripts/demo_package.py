@@ -6,10 +6,6 @@ same command produces the same files (no timestamps, no wall times).
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,32 +13,15 @@ import cv2
 import numpy as np
 import yaml
 
-from agent.imagestats import STAT_NAMES, image_stats
 from agent.synthetic import DEFECT_LABELS, LABELS
-from scripts.demo_data import INPUT_SIZE, SCALE, Dataset, Recipe, preprocess, render_sample
-
-Runner = Callable[[np.ndarray], np.ndarray]
+from agent.train import package as shared
+from agent.train.package import Runner, dumps, sha256
+from scripts.demo_data import INPUT_SIZE, SCALE, Dataset, Recipe, render_sample
+from scripts.demo_model import SPEC
 
 GOLDEN_SIZE = (128, 96)  # golden PNGs: small, 4:3 like the camera, so the loader's resize is exercised
-GOLDEN_PER_CLASS = 2
-GOLDEN_MARGIN = 0.3  # top-1 minus top-2 probability required of both int8 models
-GOLDEN_TOLERANCE = 0.1
-REFERENCE_POINTS = 256
 MIN_CONFIDENCE = 0.5
 BUDGET_MS = 50
-
-
-def dumps(obj: object) -> str:
-    """Indented JSON with numeric lists kept on one line, so score vectors and matrix rows read as rows."""
-    text = json.dumps(obj, indent=1)
-    return (
-        re.sub(r"\[\s+([-0-9.,e\s]+?)\s+\]", lambda m: "[" + re.sub(r"\s+", " ", m.group(1)) + "]", text)
-        + "\n"
-    )
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _source_image(source: str) -> np.ndarray:
@@ -53,106 +32,21 @@ def _source_image(source: str) -> np.ndarray:
     return np.asarray(cv2.imread(source, cv2.IMREAD_COLOR), np.uint8)
 
 
-def _margin(scores: np.ndarray) -> float:
-    top = np.sort(scores)[::-1]
-    return float(top[0] - top[1])
-
-
-def _rank(true_class: int, scores: dict[str, np.ndarray], order: int) -> tuple[int, float] | None:
-    """Sort key for golden candidates, best first; ``None`` when the runtimes disagree (unusable).
-
-    Tiers: right with a clear margin (in test order), right, wrong but agreed.
-    """
-    predicted = {int(s.argmax()) for s in scores.values()}
-    if len(predicted) != 1:
-        return None
-    margin = min(_margin(s) for s in scores.values())
-    if predicted == {true_class}:
-        return (0, float(order)) if margin >= GOLDEN_MARGIN else (1, -margin)
-    return (2, -margin)
-
-
-def write_golden(out: Path, test: Dataset, runners: dict[str, Runner], max_tries: int = 60) -> dict[str, Any]:
-    """Pick test images both int8 models get right with a clear margin; save them small; record the scores.
-
-    Scores come from re-reading the saved PNG through the agent's preprocessing,
-    so they are what the loader's self-test computes. The recorded label is what
-    the models say (the loader checks the model still says it), which is the
-    true label except for a model too weak to get any image of a class right.
-    """
-    golden = out / "golden"
-    golden.mkdir(parents=True, exist_ok=True)
-    images: dict[str, Any] = {}
-    for c, label in enumerate(LABELS):
-        candidates = []
-        for order, i in enumerate(np.flatnonzero(test.labels == c)[:max_tries]):
-            small = cv2.resize(_source_image(test.sources[i]), GOLDEN_SIZE, interpolation=cv2.INTER_AREA)
-            gray = preprocess(cv2.imdecode(cv2.imencode(".png", small)[1], cv2.IMREAD_COLOR))
-            scores = {name: run(gray[None])[0] for name, run in runners.items()}
-            rank = _rank(c, scores, order)
-            if rank is not None:
-                candidates.append((rank, small, scores))
-            if sum(r[0] == 0 for r, *_ in candidates) >= GOLDEN_PER_CLASS:
-                break
-        candidates.sort(key=lambda t: t[0])
-        for k, (rank, small, scores) in enumerate(candidates[:GOLDEN_PER_CLASS]):
-            said = LABELS[int(next(iter(scores.values())).argmax())]
-            if rank[0]:
-                print(f"warning: golden {label}_{k}.png: models say {said}, margin {-rank[1]:.2f}")
-            cv2.imwrite(str(golden / f"{label}_{k}.png"), small, [cv2.IMWRITE_PNG_COMPRESSION, 9])
-            images[f"{label}_{k}.png"] = {
-                "label": said,
-                "scores": {name: [round(float(v), 6) for v in s] for name, s in scores.items()},
-            }
-    expected = {"tolerance": GOLDEN_TOLERANCE, "images": images}
-    (golden / "expected.json").write_text(dumps(expected))
-    return expected
-
-
-def _quantiles(top1: np.ndarray) -> list[float]:
-    points = np.linspace(0.0, 1.0, min(REFERENCE_POINTS, len(top1)))
-    return sorted(round(float(q), 4) for q in np.quantile(top1, points, method="inverted_cdf"))
-
-
-def _image_stats(stats: np.ndarray) -> dict[str, dict[str, float]]:
-    """Mean/std per statistic; sharpness also in log space, where the device tests it (docs/health.md)."""
-    out = {
-        name: {"mean": round(float(stats[:, j].mean()), 4), "std": round(float(stats[:, j].std()), 4)}
-        for j, name in enumerate(STAT_NAMES)
-    }
-    log = np.log(np.maximum(stats[:, STAT_NAMES.index("sharpness")], 1e-6))
-    out["sharpness"].update(log_mean=round(float(log.mean()), 4), log_std=round(float(log.std()), 4))
-    return out
+def write_golden(out: Path, test: Dataset, runners: dict[str, Runner]) -> dict[str, Any]:
+    """Two test images per class both int8 models get right with a clear margin (agent.train's picker)."""
+    return shared.write_golden(
+        out,
+        test.labels,
+        LABELS,
+        lambda i: _source_image(test.sources[i]),
+        runners,
+        spec=SPEC,
+        size=GOLDEN_SIZE,
+    )
 
 
 def reference_block(val: Dataset, tflite: Runner, split: str) -> dict[str, Any]:
-    """What held-out data looks like to the int8 TFLite model, for drift detection on the device.
-
-    ``by_class`` repeats the confidences and image statistics per predicted class, so the
-    device can compare a line that is mostly good parts with the good parts' reference
-    (docs/health.md); a class predicted fewer than twice gets no entry.
-    """
-    probs = tflite(val.images)
-    top1 = probs.max(axis=1)
-    pred = probs.argmax(axis=1)
-    stats = np.array([image_stats(g) for g in val.images])
-    by_class = {
-        label: {
-            "samples": int((pred == c).sum()),
-            "top1_confidence": _quantiles(top1[pred == c]),
-            "image_stats": _image_stats(stats[pred == c]),
-        }
-        for c, label in enumerate(LABELS)
-        if (pred == c).sum() >= 2
-    }
-    return {
-        "split": split,
-        "samples": len(val),
-        "top1_confidence": _quantiles(top1),
-        "class_mix": {label: round(float((pred == c).mean()), 4) for c, label in enumerate(LABELS)},
-        "image_stats": _image_stats(stats),
-        "by_class": by_class,
-    }
+    return shared.reference_block(val.images, LABELS, tflite, split, "GRAY")
 
 
 def write_manifest(out: Path, name: str, version: str, reference: dict[str, Any]) -> dict[str, Any]:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import yaml
 
+from agent.train.export import TfliteRunner
 from scripts import demo_data, demo_package
-from scripts.demo_model import TfliteRunner
 
 DEFAULT = Path(__file__).resolve().parents[1] / "models" / "demo-defects" / "1.0.0"
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluation = json.loads((args.package / "evaluation.json").read_text())
     per_class = evaluation["camera_640x480_samples"] // len(evaluation["labels"])
     camera = demo_data.camera_dataset(int(evaluation["seed"]), per_class)
-    runner = TfliteRunner(args.package / "model.tflite")
+    runner = TfliteRunner(args.package / "model.tflite", demo_package.SPEC)
     block = demo_package.reference_block(camera, runner, "camera_640x480")
     if args.check:
         same = doc.get("reference") == block

@@ -29,6 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ logs: fatal only; failures still raise
 
 from agent.synthetic import LABELS
+from agent.train import backend
+from agent.train.export import OnnxRunner, TfliteRunner, export_onnx, export_tflite, representative
+from agent.train.metrics import int8_drop, metrics
 from scripts import demo_data, demo_model, demo_package
 from scripts.demo_data import Dataset
 
@@ -121,9 +124,9 @@ def fill_missing_splits(splits: dict[str, Dataset], seed: int) -> dict[str, Data
 def evaluate(runners: dict[str, Any], test: Dataset, camera: Dataset | None) -> dict[str, Any]:
     out = {}
     for name, run in runners.items():
-        result = demo_model.metrics(run(test.images), test.labels, LABELS)
+        result = metrics(run(test.images), test.labels, LABELS)
         if camera is not None:
-            result["camera_640x480"] = demo_model.metrics(run(camera.images), camera.labels, LABELS)
+            result["camera_640x480"] = metrics(run(camera.images), camera.labels, LABELS)
         out[name] = result
         cam = result.get("camera_640x480", {})
         print(
@@ -139,7 +142,7 @@ def check_targets(results: dict[str, Any]) -> dict[str, Any]:
         results[v]["camera_640x480"] for v in results if "camera_640x480" in results[v]
     ]
     recall_ok = all(r["defect_recall"] >= MIN_DEFECT_RECALL for r in sets)
-    drop = max(results["float"]["accuracy"] - results[v]["accuracy"] for v in ("tflite_int8", "onnx_int8"))
+    drop = int8_drop(results)
     accuracy_ok = results["float"]["accuracy"] >= MIN_ACCURACY
     return {
         "min_accuracy": MIN_ACCURACY,
@@ -159,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         f"data: {', '.join(f'{s} {len(d)}' for s, d in splits.items())} ({time.monotonic() - started:.0f} s)"
     )
 
-    demo_model.set_determinism(args.seed)
+    backend.set_determinism(args.seed)
     model = demo_model.build_model(len(LABELS))
     demo_model.train(
         model, splits["train"], splits["val"], epochs=args.epochs, batch_size=args.batch_size, seed=args.seed
@@ -170,10 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     (out / "golden").mkdir(parents=True, exist_ok=True)
     for stale in (out / "golden").glob("*.png"):
         stale.unlink()
-    calibration = demo_model.representative(splits["train"].images, 64 if args.quick else 300, args.seed)
-    demo_model.export_tflite(model, calibration, out / "model.tflite")
-    demo_model.export_onnx(model, calibration, out / "model.onnx")
-    tflite, onnx = demo_model.TfliteRunner(out / "model.tflite"), demo_model.OnnxRunner(out / "model.onnx")
+    calibration = representative(splits["train"].images, 64 if args.quick else 300, args.seed)
+    export_tflite(model, calibration, demo_model.SPEC, out / "model.tflite")
+    export_onnx(model, calibration, demo_model.SPEC, out / "model.onnx")
+    tflite = TfliteRunner(out / "model.tflite", demo_model.SPEC)
+    onnx = OnnxRunner(out / "model.onnx", demo_model.SPEC)
 
     def run_float(images: Any) -> Any:
         return demo_model.predict_float(model, images)

@@ -52,6 +52,7 @@ def write_checksums(root: Path) -> Path:
 
 
 def read_checksums(root: Path) -> dict[str, str]:
+    root = root.resolve()  # `inside` compares resolved paths: a relative root ("package") must match too
     path = root / CHECKSUMS
     if not path.is_file():
         raise ModelError(f"package {root} has no {CHECKSUMS} file")
