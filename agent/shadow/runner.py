@@ -274,6 +274,15 @@ class ShadowRunner(FrameObserver):
             raise ValueError(f"the shadow model is {self.state}: {self.reason or 'not loaded yet'}")
         return self.model.package.root if self.model is not None else self.path
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until the shadow has no frame in hand (tools and tests); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self._job is not None or self.state == "loading":
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.002)
+        return True
+
     def close(self, timeout: float) -> None:
         self._closing = True
         self._wake.set()
