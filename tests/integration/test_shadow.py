@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.agentproc import AgentProcess, write_config
+from agent.model.store import ModelStore
+from tests.support.agentproc import AgentProcess, run_agent, write_config
 from tests.support.models import make_package
 from tests.support.mosquitto import Mosquitto, Subscriber
 from tests.support.paths import DEMO_MODEL, REPO
@@ -156,3 +157,38 @@ def test_a_shadow_that_fails_to_load_leaves_the_line_running(
     assert event["details"]["state"] == "failed" and "no-such-package" in event["details"]["reason"]
     health = json.loads((tmp_path / "state" / "health.json").read_text())
     assert health["shadow"]["state"] == "failed" and health["shadow"]["frames"] == 0
+
+
+def test_model_promote_on_the_device_switches_the_store_and_the_running_agent(
+    mosquitto: Mosquitto, unique_prefix: str, tmp_path: Path
+) -> None:
+    root = f"{unique_prefix}/plant-a/line-3/cam-01"
+    store = ModelStore(tmp_path / "store")
+    for version in ("1.0.0", "1.1.0"):
+        src = tmp_path / f"src-{version}"
+        shutil.copytree(DEMO_MODEL, src)
+        manifest = src / "manifest.yaml"
+        manifest.write_text(manifest.read_text().replace("version: 1.0.0", f"version: {version}", 1))
+        store.install(src)
+    store.activate("demo-defects", "1.0.0")
+    cfg = write_config(
+        tmp_path / "work",
+        port=mosquitto.port,
+        prefix=unique_prefix,
+        source=f"dir:{DEMO_MODEL / 'golden'}",
+        package=store.root / "demo-defects" / "current",
+        camera={"fps": 20, "realtime": True, "loop": True},
+        model={"shadow": str(store.root / "demo-defects" / "1.1.0")},
+        inference={"rollback_frames": 10},
+    )
+    with Subscriber(mosquitto.port, [f"{root}/result"]) as sub, AgentProcess(cfg) as agent:
+        assert sub.wait_for(1, 30)
+        agent.wait_for_log("shadow_started", 30)
+        pidfile = tmp_path / "agent.pid"
+        pidfile.write_text(str(agent.proc.pid))
+        args = ["model", "promote", "--config", str(cfg), "--reload", f"pid:{pidfile}", "--json"]
+        proc = run_agent([*args, "--confirm-timeout", "60"], timeout=90)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert json.loads(proc.stdout)["version"] == "1.1.0"
+        assert sub.wait_for(1, 10, where=lambda m: b'"version":"1.1.0"' in m[1])
+    assert store.current("demo-defects") == "1.1.0"
