@@ -39,24 +39,34 @@ def promote(
     except ValueError as exc:
         raise CommandError(str(exc)) from exc
     log.info("shadow_promotion_requested", path=str(root))
-    future = request(str(root))
-    # The outcome is set on the publish thread; the store's link (locked, fsynced) is not its job.
-    future.add_done_callback(
+    swapped = request(str(root))
+    outcome: Future[dict[str, Any]] = Future()
+    # The swap's outcome is set on the publish thread; keeping the link (locked, fsynced) is not its
+    # job, so it happens on a thread of its own, and the caller hears the outcome once it is done.
+    swapped.add_done_callback(
         lambda done: threading.Thread(
-            target=_keep, args=(done, link, root, restore_link), name="promote", daemon=True
+            target=_keep, args=(done, outcome, link, root, restore_link), name="promote", daemon=True
         ).start()
     )
-    return future
+    return outcome
 
 
-def _keep(done: Future[dict[str, Any]], link: Path, root: Path, restore_link: LinkRestorer) -> None:
-    """After a passed swap: point the package link at the promoted package (a restart keeps it)."""
-    outcome = done.result()
-    if outcome.get("state") != "active" or not link.is_symlink() or link.resolve() == root.resolve():
-        return
-    try:
-        restore_link(link, root.resolve())
-    except (AgentError, OSError) as exc:
-        log.error("shadow_promotion_not_kept", link=str(link), path=str(root), error=str(exc))
-        return
-    log.info("shadow_promoted", link=str(link), path=str(root))
+def _keep(
+    done: Future[dict[str, Any]],
+    outcome: Future[dict[str, Any]],
+    link: Path,
+    root: Path,
+    restore_link: LinkRestorer,
+) -> None:
+    """After a passed swap: point the package link at the promoted package (a restart keeps it).
+
+    The outcome gets ``kept``: whether ``model.path`` now names the promoted package."""
+    result = dict(done.result())
+    if result.get("state") == "active" and link.is_symlink() and link.resolve() != root.resolve():
+        try:
+            restore_link(link, root.resolve())
+            log.info("shadow_promoted", link=str(link), path=str(root))
+        except (AgentError, OSError) as exc:
+            log.error("shadow_promotion_not_kept", link=str(link), path=str(root), error=str(exc))
+    result["kept"] = link.resolve() == root.resolve()
+    outcome.set_result(result)

@@ -127,7 +127,7 @@ def test_promote_shadow_swaps_it_in_and_keeps_it(
         assert sub.wait_for(1, 30, where=lambda m: m[0] == f"{root}/result")
         reply = _command(sub, root, "promote-shadow", {"wait_s": 60})
         assert reply["ok"] and reply["result"]["state"] == "active", reply
-        assert reply["result"]["name"] == "fixture"
+        assert reply["result"]["name"] == "fixture" and reply["result"]["kept"] is True
         after = sub.wait_for(1, 10, where=lambda m: m[0] == f"{root}/result" and b'"fixture"' in m[1])
         assert after, "no result from the promoted model"
         promoted = sub.wait_for(
