@@ -34,6 +34,8 @@ from agent.protocol.topics import Topics
 from agent.publish import CommandRouter, Priority, Publisher
 from agent.sampling import build_samplers, register_sampling_commands
 from agent.sdnotify import Notifier
+from agent.shadow import build_shadows
+from agent.shadow.promote import promote
 
 log = structlog.get_logger(__name__)
 
@@ -84,6 +86,16 @@ class Agent:
             topics=self.topics,
             on_drift=[sampler.set_drift for sampler in samplers],
         )
+        self.shadows = build_shadows(
+            cfg,
+            load=self.load,
+            busy=lambda: self.pipeline.infer_started is not None,
+            budget_ms=lambda: self.pipeline.budget_ms(self.slot.model),
+            sink=self.publisher,
+            topics=self.topics,
+            emit=self.emit,
+            offer=[sampler.offer for sampler in samplers],
+        )
         self.pipeline = Pipeline(
             cfg,
             source_factory=self._source,
@@ -91,7 +103,7 @@ class Agent:
             topics=self.topics,
             sink=self.publisher,
             emit=self.emit,
-            observers=[*samplers, drift],
+            observers=[*samplers, drift, *self.shadows],
         )
         self.observers = self.pipeline.observers
         self.supervisor = Supervisor(
@@ -156,6 +168,9 @@ class Agent:
 
     def request_reload(self, path: str | None = None) -> Future[dict[str, Any]]:
         return self.slot.request(path)
+
+    def promote_shadow(self) -> Future[dict[str, Any]]:
+        return promote(self.shadows, self.slot.request, self.cfg.resolve(self.cfg.model.path), restore_link)
 
     def trigger(self, timeout: float) -> dict[str, Any]:
         return dict(self.pipeline.trigger(timeout))

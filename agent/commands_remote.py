@@ -30,6 +30,10 @@ class Device(Protocol):
         """Load a package beside the running one and swap to it; the future gets the outcome."""
         ...
 
+    def promote_shadow(self) -> Future[dict[str, Any]]:
+        """Hot-swap to the shadow model's package and keep it; raises CommandError without a fit shadow."""
+        ...
+
     def trigger(self, timeout: float) -> dict[str, Any]:
         """Inspect one frame now (trigger mode) and return its result payload."""
         ...
@@ -51,6 +55,11 @@ def register_commands(router: CommandRouter, device: Device) -> None:
         {"required": {}, "optional": {"timeout_s": (int, float)}},
     )
     router.register("status", lambda args: device.status_report())
+    router.register(
+        "promote-shadow",
+        lambda args: promote_shadow(device, args),
+        {"required": {}, "optional": {"wait_s": (int, float)}},
+    )
 
 
 def reload_model(device: Device, args: dict[str, Any]) -> dict[str, Any]:
@@ -65,6 +74,18 @@ def reload_model(device: Device, args: dict[str, Any]) -> dict[str, Any]:
             raise CommandError("reload-model with a path needs model.store in the device config")
         path = str(confine(args["path"], Path(device.cfg.resolve(store))))
     future = device.request_reload(path)
+    wait = min(float(args.get("wait_s", 0)), RELOAD_WAIT_MAX_S)
+    if wait <= 0:
+        return {"state": "loading"}
+    try:
+        return future.result(timeout=wait)
+    except concurrent.futures.TimeoutError:
+        return {"state": "loading", "note": f"no outcome within {wait:.0f} s; see the model_swap event"}
+
+
+def promote_shadow(device: Device, args: dict[str, Any]) -> dict[str, Any]:
+    """Make the shadow model the active one through the hot swap (see agent/shadow/promote.py)."""
+    future = device.promote_shadow()
     wait = min(float(args.get("wait_s", 0)), RELOAD_WAIT_MAX_S)
     if wait <= 0:
         return {"state": "loading"}

@@ -26,6 +26,7 @@ class EventKind(str, Enum):
     STAGE_RESTARTED = "stage_restarted"
     MODEL_SWAP = "model_swap"
     OBSERVER_DISABLED = "observer_disabled"
+    SHADOW = "shadow"
 
 
 class Severity(str, Enum):
@@ -77,6 +78,16 @@ class ObserverDetails(TypedDict):
     error: str
 
 
+class ShadowDetails(TypedDict):
+    """The shadow model's state change: running, failed, too_slow or promoted, and why."""
+
+    state: str
+    reason: str
+    path: str
+    name: str | None
+    version: str | None
+
+
 Details = (
     OverrunDetails
     | OverrunClearedDetails
@@ -85,6 +96,7 @@ Details = (
     | StageStuckDetails
     | ModelState
     | ObserverDetails
+    | ShadowDetails
 )
 
 
@@ -155,4 +167,15 @@ def observer_disabled(observer: str, failures: int, error: str) -> Event:
         Severity.ERROR,
         f"frame observer {observer} disabled after {failures} failures in a row; inspection goes on: {error}",
         ObserverDetails(observer=observer, failures=failures, error=error),
+    )
+
+
+def shadow(state: str, reason: str, path: str, name: str | None, version: str | None) -> Event:
+    severity = Severity.INFO if state in ("running", "promoted") else Severity.WARNING
+    what = f"{name} {version}" if name else path
+    return Event(
+        EventKind.SHADOW,
+        severity,
+        f"shadow model {what} {state.replace('_', ' ')}: {reason}; the active model runs on",
+        ShadowDetails(state=state, reason=reason, path=path, name=name, version=version),
     )

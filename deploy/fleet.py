@@ -26,6 +26,11 @@ INI (the Ansible inventory in deploy/ansible/ works as is; ``[group]`` lines are
     10.0.0.21 ansible_user=root ansible_port=22 ansible_ssh_private_key_file=~/.ssh/line3
     cam-02.line3 user=pi port=2222 config=/etc/inspection-agent/cam-02.yaml
 
+``--require-gate REPORT.json`` (a ``model compare --gate`` report) is checked here, before any
+host is contacted: the report must have passed and name this very package (the sha256 of its
+manifest.yaml, which pins every model file's sha256). A package that fails it never leaves this
+machine (exit 3).
+
 Exit codes (per host, the first failing host's is returned): 0 flashed and confirmed; 3 refused
 before the switch (transfer, checksum, validation, install: the running model is untouched);
 4 the agent rolled back or failed to load it (``current`` is back on the previous version);
@@ -65,6 +70,10 @@ _KEYS = {"host", "address", "user", "port", "identity", "config"}
 
 class InventoryError(ValueError):
     """Hosts or a package that cannot be used; the message names the file (and line)."""
+
+
+class GateRefused(ValueError):
+    """``--require-gate``: the report did not pass, names another package, or cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -285,6 +294,49 @@ def flash_hosts(
         return results
 
 
+def check_gate(report: Path, package: Path) -> str:
+    """The package's manifest sha256 when ``report`` allows it; GateRefused (one line) otherwise.
+
+    The same rule as the agent's ``verify_gate_report`` (agent/model/gate.py), restated here
+    because these scripts import nothing from the agent: ``passed`` is true and
+    ``challenger.sha256`` is the sha256 of the package's manifest.yaml.
+    """
+    try:
+        doc = json.loads(report.read_text(encoding="utf-8"))
+        passed, wanted = doc["passed"], doc["challenger"]["sha256"]
+    except OSError as exc:
+        raise GateRefused(f"{report}: cannot read the gate report ({exc.strerror or exc})") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise GateRefused(f"{report}: not a `model compare` report ({exc})") from exc
+    actual = hashlib.sha256(_manifest_bytes(package)).hexdigest()
+    if actual != wanted:
+        raise GateRefused(
+            f"gate report {report} was made for another package "
+            f"(manifest sha256 {str(wanted)[:12]}…, this one {actual[:12]}…)"
+        )
+    if passed is not True:
+        failed = "; ".join(
+            str(c.get("name")) for c in doc.get("gate", {}).get("failed", []) if isinstance(c, dict)
+        )
+        raise GateRefused(f"gate report {report} did not pass: {failed or 'see the report'}")
+    return actual
+
+
+def _manifest_bytes(package: Path) -> bytes:
+    """manifest.yaml of a package directory, or of the one package inside a tarball (read, not extracted)."""
+    if package.is_dir():
+        return (package / "manifest.yaml").read_bytes()
+    try:
+        with tarfile.open(package) as tar:
+            found = [m for m in tar.getmembers() if m.isfile() and m.name.split("/")[-1] == "manifest.yaml"]
+            fh = tar.extractfile(min(found, key=lambda m: m.name.count("/"))) if found else None
+            if fh is None:
+                raise GateRefused(f"{package}: no manifest.yaml in the archive")
+            return fh.read()
+    except (OSError, tarfile.TarError) as exc:
+        raise GateRefused(f"{package}: cannot read the package ({exc})") from exc
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -345,6 +397,8 @@ def main_flash(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--keep", type=int, default=3, help="versions kept on the device")
     p.add_argument("--validate-cmd", help="device command replacing 'inspection-agent model validate'")
     p.add_argument("--state-file", help="model-state.json on the device (default: from the config)")
+    p.add_argument("--require-gate", type=Path, metavar="REPORT",
+                   help="refuse unless this `model compare` report passed for this very package")  # fmt: skip
     args = p.parse_args(argv)
     store_args = ["--store", args.store, "--reload", args.reload, "--confirm-timeout", str(args.timeout)]
     store_args += ["--keep", str(args.keep)]
@@ -352,7 +406,16 @@ def main_flash(argv: Sequence[str] | None = None) -> int:
     store_args += ["--state-file", args.state_file] if args.state_file else []
     try:
         hosts = resolve_hosts(args)
+    except InventoryError as exc:
+        sys.stderr.write(f"flash-model: {exc}\n")
+        return 2
+    try:
+        if args.require_gate is not None:
+            check_gate(args.require_gate, args.package)
         return exit_code(flash_hosts(connection(args), args.package, hosts, store_args))
+    except GateRefused as exc:
+        sys.stderr.write(f"flash-model: gate: {exc}\n")
+        return REFUSED
     except InventoryError as exc:
         sys.stderr.write(f"flash-model: {exc}\n")
         return 2

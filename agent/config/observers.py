@@ -33,7 +33,8 @@ class SamplingPolicyConfig:
     """One sampling policy. Only the keys of its own kind matter (see docs/collector.md):
     low_confidence: min_score/max_score band or top-2 margin below ``margin``;
     near_threshold: a defect label within ±``delta`` of ``threshold``; classes: ``labels``;
-    random and drift: ``rate`` alone (drift only while a drift alarm is on)."""
+    random and drift: ``rate`` alone (drift only while a drift alarm is on); disagreement: ``rate``
+    alone, on the frames the shadow model offers (where it and the active model differ)."""
 
     enabled: bool = False
     rate: float = 1.0  # share of the frames that match which are sampled
@@ -93,6 +94,10 @@ class SamplingConfig:
     classes: SamplingPolicyConfig = field(default_factory=SamplingPolicyConfig)
     random: SamplingPolicyConfig = field(default_factory=lambda: SamplingPolicyConfig(rate=0.01))
     drift: SamplingPolicyConfig = field(default_factory=lambda: SamplingPolicyConfig(rate=0.1))
+    # Frames where the shadow model and the active one disagree (only with model.shadow set).
+    disagreement: SamplingPolicyConfig = field(
+        default_factory=lambda: SamplingPolicyConfig(enabled=True, quota=QuotaConfig(per_minute=20))
+    )
 
     def _check(self) -> Problems:
         problems: Problems = []
@@ -143,6 +148,10 @@ class DriftConfig:
     clear_after: int = 3  # consecutive clean windows to clear it
     # The class mix expected on this line (labels -> shares); empty: the reference's (validation) mix.
     class_mix: dict[str, float] = field(default_factory=dict)
+    # manifest: test against the model's reference block. learn: the first ``learn_windows`` windows
+    # after a model is activated become the reference (stored in state.dir, cleared on a model swap).
+    baseline: Literal["manifest", "learn"] = "manifest"
+    learn_windows: int = 20
 
     def _check(self) -> Problems:
         problems: Problems = []
@@ -159,6 +168,38 @@ class DriftConfig:
         shares = self.class_mix.values()
         if self.class_mix and (any(v < 0 for v in shares) or sum(shares) <= 0):
             problems.append(("class_mix", "shares must be >= 0 and not all 0"))
+        if self.learn_windows < 2:
+            problems.append(("learn_windows", "must be at least 2"))
+        return problems
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowConfig:
+    """How the shadow model (``model.shadow``) runs beside the active one; see docs/models.md."""
+
+    window_s: float = 60.0  # a {root}/shadow summary this often
+    # The shadow stops (and says why) when the median of its last runs is slower than this;
+    # None: the active model's latency budget. A shadow that never fits is no candidate.
+    max_latency_ms: float | None = None
+    max_errors: int = 10  # shadow failures in a row before it stops
+    # Linux nice increment of the shadow thread: the line's own threads win the CPU.
+    nice: int = 10
+    # Free time needed before a frame is handed over: the shadow's expected run must fit in the
+    # frame interval minus the active model's time, times this margin.
+    headroom: float = 1.0
+
+    def _check(self) -> Problems:
+        problems: Problems = []
+        if self.window_s < 1.0:
+            problems.append(("window_s", "must be at least 1"))
+        if self.max_latency_ms is not None and self.max_latency_ms <= 0:
+            problems.append(("max_latency_ms", "must be greater than 0"))
+        if self.max_errors < 1:
+            problems.append(("max_errors", "must be at least 1"))
+        if not 0 <= self.nice <= 19:
+            problems.append(("nice", "must be between 0 and 19"))
+        if self.headroom <= 0:
+            problems.append(("headroom", "must be greater than 0"))
         return problems
 
 

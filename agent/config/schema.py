@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from agent.config.observers import DriftConfig, HealthConfig, SamplingConfig
+from agent.config.observers import DriftConfig, HealthConfig, SamplingConfig, ShadowConfig
 from agent.config.secret import Secret
 
 Problems = list[tuple[str, str]]
@@ -131,6 +131,9 @@ class ModelConfig:
     require_signature: bool = False
     trusted_keys: list[str] = field(default_factory=list)  # paths to ed25519 public keys (PEM or raw hex)
     fallback: str | None = None  # a smaller model package for the `fallback` overrun policy
+    # A second package run beside the active one on live frames, in the time the budget leaves free
+    # (agent/shadow; settings in the `shadow` section). `model promote` makes it the active model.
+    shadow: str | None = None
     warmup_runs: int = 3
 
     def _check(self) -> Problems:
@@ -261,6 +264,7 @@ class AgentConfig:
     health: HealthConfig = field(default_factory=HealthConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    shadow: ShadowConfig = field(default_factory=ShadowConfig)
     # Directory of the config file; relative paths in the file are relative to it.
     base_dir: Path = field(default=Path("."), init=False, compare=False)
 

@@ -7,6 +7,9 @@ run on the inspection thread. An alarm is raised after ``raise_after`` drifting
 windows in a row and cleared after ``clear_after`` clean ones: one event each way on
 ``.../drift`` (QoS 1, through the outbox), and ``on_drift(active)`` switches the
 sampler's drift policy.
+
+The reference is the manifest's ``reference`` block, or with ``drift.baseline: learn`` one
+learned from the line's first windows on each model (:mod:`agent.drift.baseline`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import structlog
 from agent.capture.base import Frame
 from agent.config.observers import DriftConfig
 from agent.config.schema import AgentConfig
+from agent.drift import baseline
+from agent.drift.baseline import Learner
 from agent.drift.reference import Reference, parse_reference
 from agent.drift.window import Verdict, Window, WindowRecorder, evaluate
 from agent.errors import ModelError
@@ -60,8 +65,16 @@ class DriftMonitor(FrameObserver):
         self._sink = sink
         self._topic = topics.drift
         self._on_drift = list(on_drift)
-        # Full windows for poll(); None marks a model swap (the hysteresis starts over).
-        self._pending: deque[tuple[Window, Reference, ModelSummary] | None] = deque(maxlen=_PENDING_MAX)
+        # Full windows for poll() (without a reference while a baseline is learned); None marks a
+        # model swap (the hysteresis starts over).
+        self._pending: deque[tuple[Window, Reference | None, ModelSummary] | None] = deque(
+            maxlen=_PENDING_MAX
+        )
+        self._baseline_path = cfg.state_dir / baseline.FILE
+        self._baseline_topic = f"{topics.drift}/baseline"
+        self._learner: Learner | None = None
+        self._labels: tuple[str, ...] = ()
+        self.baseline_state = "manifest"  # manifest | learning | learned | failed
         self._summary: ModelSummary | None = None
         self._ref: Reference | None = None
         self._index: dict[str, int] = {}
@@ -93,30 +106,43 @@ class DriftMonitor(FrameObserver):
             confidence, self._index.get(label, self._other), frame.image, frame.ts_ms, frame.view
         )
         if window is not None:
-            assert self._ref is not None and self._summary is not None
+            assert self._summary is not None
             self._pending.append((window, self._ref, self._summary))
 
     def _use(self, model: LoadedModel) -> None:
-        """Take a (new) model's reference; restart the window. Runs once per model."""
+        """Take a (new) model's reference, or start learning one; restart the window. Once per model."""
         if self._summary is not None:
             self._pending.append(None)
         self._summary = model.summary
-        self._ref = self._recorder = None
-        manifest = model.package.manifest
+        self._labels = tuple(model.package.labels)
+        self._ref = self._recorder = self._learner = None
         if not self._cfg.enabled:
             return
-        if manifest.reference is None:
+        block = model.package.manifest.reference
+        if self._cfg.baseline == "learn":
+            block = baseline.load(self._baseline_path, model.summary)
+            if block is None:
+                self._learner = Learner(self._labels, self._cfg.learn_windows)
+                self.baseline_state = "learning"
+                self._start_window(model, self._labels)
+                log.info("drift_baseline_learning", model=model.name, windows=self._cfg.learn_windows)
+                return
+            self.baseline_state = "learned"
+        if block is None:
             log.info("drift_off", reason="model has no reference block", model=model.name)
             return
         try:
-            ref = parse_reference(manifest.reference, model.package.labels, self._cfg.class_mix or None)
+            ref = parse_reference(block, self._labels, self._cfg.class_mix or None)
         except ModelError as exc:
             log.warning("drift_off", reason=str(exc), model=model.name)
             return
         self._ref = ref
-        self._index = {k: i for i, k in enumerate(ref.labels)}
-        self._other = len(ref.labels)
-        spec = manifest.input
+        self._start_window(model, ref.labels)
+
+    def _start_window(self, model: LoadedModel, labels: tuple[str, ...]) -> None:
+        self._index = {k: i for i, k in enumerate(labels)}
+        self._other = len(labels)
+        spec = model.package.manifest.input
         view_color = spec.color if spec.resize == "stretch" else None
         self._recorder = WindowRecorder(
             self._cfg.window, self._cfg.image_every, (spec.width, spec.height), view_color
@@ -142,14 +168,51 @@ class DriftMonitor(FrameObserver):
                 self._model_swapped()
                 continue
             window, ref, summary = item
+            ref = ref or self._learn(window, summary)
+            if ref is None:
+                continue
             verdict = evaluate(window, ref, self._cfg)
             verdicts.append(verdict)
             self._account(verdict, summary)
         return verdicts
 
+    def _learn(self, window: Window, summary: ModelSummary) -> Reference | None:
+        """One more window for the baseline; the reference once it is learned (then stored, published)."""
+        learner = self._learner
+        if learner is None or self._summary is None or not same_model(summary, self._summary):
+            return self._ref  # learned meanwhile (a window queued before), or a previous model's window
+        block = learner.add(window)
+        if block is None:
+            return None
+        self._learner = None
+        try:
+            ref = parse_reference(block, self._labels, self._cfg.class_mix or None)
+        except ModelError as exc:
+            self.baseline_state = "failed"
+            log.warning("drift_off", reason=f"learned baseline unusable: {exc}", model=summary["name"])
+            return None
+        self._ref, self.baseline_state = ref, "learned"
+        doc = baseline.document(summary, block, learner.seen)
+        log.info(
+            "drift_baseline_learned", model=summary["name"], windows=learner.seen, frames=block["samples"]
+        )
+        try:
+            baseline.save(self._baseline_path, doc)
+        except OSError as exc:  # it still holds until the next restart
+            log.warning("drift_baseline_not_saved", path=str(self._baseline_path), error=str(exc))
+        payload = json.dumps({**envelope(self._agent.device), **doc}, separators=(",", ":")).encode()
+        self._sink.publish(
+            self._baseline_topic, payload, qos=self._agent.mqtt.qos, priority=Priority.EVENT, retain=True
+        )
+        return None  # the learning windows themselves are not tested
+
     def _model_swapped(self) -> None:
-        """A new model starts a new history; without a reference an active alarm is cleared now."""
+        """A new model starts a new history; without a reference an active alarm is cleared now.
+
+        A baseline learned for the previous model is cleared: the new one learns its own."""
         self._streak = 0
+        if self._learner is not None:
+            self._baseline_path.unlink(missing_ok=True)
         if self.active and not self.enabled and self.last is not None and self._summary is not None:
             self.active = False
             self._announce(self.last, self._summary)
@@ -210,6 +273,12 @@ class DriftMonitor(FrameObserver):
             "windows": self.windows,
             "drifting_windows": self.drifting_windows,
             "window_size": self._cfg.window,
+            "baseline": {
+                "mode": self._cfg.baseline,
+                "state": self.baseline_state,
+                "windows": self._learner.seen if self._learner else None,
+                "learn_windows": self._cfg.learn_windows,
+            },
         }
         if self.last is not None:
             out["last"] = {

@@ -172,6 +172,7 @@ class HealthReporter:
             "outbox": _outbox(pub),
             "sampler": self._observers.section("sampler"),
             "drift": self._observers.section("drift"),
+            "shadow": self._observers.section("shadow"),
             "observers": dict(self._observers.health()),
             "system": self._system(),
         }

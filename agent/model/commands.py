@@ -27,9 +27,10 @@ def register(subparsers: Any) -> None:
     _add_info(sub)
     _add_pack(sub)
     _add_sign(sub)
-    from agent.model import eval_commands
+    from agent.model import eval_commands, promote_commands
 
     eval_commands.register(sub)
+    promote_commands.register(sub)
     keygen = sub.add_parser("keygen", help="make an ed25519 key pair: PREFIX.key (private) and PREFIX.pub")
     keygen.add_argument("--out", required=True, metavar="PREFIX")
     keygen.set_defaults(func=_keygen)

@@ -206,7 +206,7 @@ class Pipeline:
         return job.reply.result(timeout)
 
     # -- stage 2: preprocess + inference ------------------------------------------------
-    def _budget_ms(self, model: LoadedModel) -> float:
+    def budget_ms(self, model: LoadedModel) -> float:
         return self.cfg.inference.budget_ms or model.package.manifest.budget_ms
 
     def _infer_loop(self, gen: int) -> None:
@@ -228,7 +228,7 @@ class Pipeline:
         if job.reply is not None:
             return True
         model = self.slot.model
-        if self._live and (time.monotonic() - job.frame.mono) * 1000.0 > self._budget_ms(model):
+        if self._live and (time.monotonic() - job.frame.mono) * 1000.0 > self.budget_ms(model):
             self.counters.stale += 1
             return False
         every = self.overrun.skip_every
@@ -288,7 +288,7 @@ class Pipeline:
                 job.reply.set_exception(AgentError(job.error))
             return
         t4 = time.monotonic()
-        budget = self._budget_ms(model)
+        budget = self.budget_ms(model)
         frame = job.frame
         latency = (
             frame.capture_ms,

@@ -85,6 +85,10 @@ class Topics:
         return f"{self.root}/drift"
 
     @property
+    def shadow(self) -> str:
+        return f"{self.root}/shadow"
+
+    @property
     def cmd_filter(self) -> str:
         """The subscription for every command addressed to this device (one level: not replies)."""
         return f"{self.root}/cmd/+"

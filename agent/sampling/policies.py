@@ -15,7 +15,10 @@ from agent.config.observers import SamplingConfig, SamplingPolicyConfig
 from agent.model.result import InferenceResult
 from agent.sampling.quota import Clock, Quota
 
-POLICY_NAMES = ("low_confidence", "near_threshold", "classes", "random", "drift")
+POLICY_NAMES = ("low_confidence", "near_threshold", "classes", "random", "drift", "disagreement")
+# Policies another observer offers frames to (Sampler.offer) instead of a per-frame condition:
+# ``disagreement`` gets the frames where the shadow model and the active one differ.
+OFFERED = frozenset({"disagreement"})
 SNAPSHOT = "snapshot"  # the reason of a frame sampled on command
 Condition = Callable[[SamplingPolicyConfig, InferenceResult, bool], bool]
 
@@ -54,12 +57,18 @@ def drifting(_cfg: SamplingPolicyConfig, _result: InferenceResult, drift: bool) 
     return drift
 
 
+def offered_only(_cfg: SamplingPolicyConfig, _result: InferenceResult, _drift: bool) -> bool:
+    """Never on its own: the frames come through ``Sampler.offer`` (see OFFERED)."""
+    return False
+
+
 CONDITIONS: dict[str, Condition] = {
     "low_confidence": low_confidence,
     "near_threshold": near_threshold,
     "classes": classes,
     "random": always,
     "drift": drifting,
+    "disagreement": offered_only,
 }
 
 
@@ -76,10 +85,14 @@ class Policy:
 
     def matches(self, result: InferenceResult, drift: bool) -> bool:
         """Condition, then the rate draw: the quota is checked by the caller."""
-        cfg = self.config
-        if not self.condition(cfg, result, drift):
+        if not self.condition(self.config, result, drift):
             return False
-        return cfg.rate >= 1.0 or self.rng.random() < cfg.rate
+        return self.draw()
+
+    def draw(self) -> bool:
+        """The rate draw alone (for frames offered to the policy: their condition already held)."""
+        rate = self.config.rate
+        return rate >= 1.0 or self.rng.random() < rate
 
 
 def build_policies(cfg: SamplingConfig, clock: Clock, rng: random.Random) -> dict[str, Policy]:

@@ -108,6 +108,13 @@ class Sampler(FrameObserver):
         if reasons:
             self._consider(frame, result, payload, reasons)
 
+    def offer(self, reason: str, frame: Frame, result: InferenceResult, payload: ResultPayload) -> None:
+        """Another observer picked this frame for the ``reason`` policy (the shadow: the two models
+        disagree); publish thread, like observe. The policy's switch, rate and quotas still apply."""
+        policy = self.policies.get(reason)
+        if self.enabled and policy is not None and policy.config.enabled and policy.draw():
+            self._consider(frame, result, payload, [reason])
+
     def _consider(
         self, frame: Frame, result: InferenceResult, payload: ResultPayload, reasons: list[str]
     ) -> None:

@@ -99,7 +99,7 @@ def page_routes(ctx: WebContext, service: ReviewService) -> list[BaseRoute]:
     ]
 
 
-REASONS = ("low_confidence", "near_threshold", "classes", "random", "drift", "snapshot")
+REASONS = ("low_confidence", "near_threshold", "classes", "random", "drift", "disagreement", "snapshot")
 
 
 def build_review_app(cfg: CollectorConfig, service: ReviewService) -> Any:

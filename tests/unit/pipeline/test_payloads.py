@@ -18,13 +18,16 @@ import numpy as np
 
 from agent import events
 from agent.capture.base import Frame
+from agent.config.observers import ShadowConfig
 from agent.config.schema import DeviceConfig
 from agent.events import Event, EventKind, Severity
+from agent.model.loaded import load_model
 from agent.model.result import Detection, InferenceResult
 from agent.observer import FrameObserver
 from agent.pipeline.observers import Observers
 from agent.protocol.payloads import encode, event_payload, result_payload
 from agent.protocol.schema import load_schema
+from agent.shadow.runner import ShadowRunner
 from agent.testing import RecordingSink
 from tests.unit.pipeline.conftest import Harness, frames_dir, slow_package
 
@@ -71,6 +74,16 @@ def _raise_every_kind(h: Harness, tmp_path: Path) -> list[Event]:
     observers = Observers([_Broken()], emit=h.sink, max_failures=2)
     observers.tick()
     observers.tick()
+    shadow = ShadowRunner(
+        ShadowConfig(),
+        path=tmp_path / "no-such-shadow",
+        load=lambda path: load_model(path, h.cfg.model),
+        busy=lambda: False,
+        budget_ms=lambda: 50.0,
+        publish=lambda doc: None,
+        emit=h.sink,
+    )
+    shadow.close(10)  # it failed to load: one shadow event
     return list(h.sink.events)
 
 
