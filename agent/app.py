@@ -63,6 +63,7 @@ class Agent:
             password=read_password(cfg.mqtt, cfg.base_dir),
             base_dir=cfg.base_dir,
             status_payload=self.status,
+            emit=self.emit,
         )
         self.slot = ModelSlot(
             model,

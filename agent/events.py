@@ -26,6 +26,8 @@ class EventKind(str, Enum):
     STAGE_RESTARTED = "stage_restarted"
     MODEL_SWAP = "model_swap"
     OBSERVER_DISABLED = "observer_disabled"
+    OUTBOX_DISK = "outbox_disk"
+    IMAGE_SKIPPED = "image_skipped"
 
 
 class Severity(str, Enum):
@@ -77,6 +79,19 @@ class ObserverDetails(TypedDict):
     error: str
 
 
+class OutboxDiskDetails(TypedDict):
+    disk_full: bool
+    reason: str
+    dropped: dict[str, int]
+
+
+class ImageSkippedDetails(TypedDict):
+    source: str
+    file: str
+    reason: str
+    skipped: int
+
+
 Details = (
     OverrunDetails
     | OverrunClearedDetails
@@ -85,6 +100,8 @@ Details = (
     | StageStuckDetails
     | ModelState
     | ObserverDetails
+    | OutboxDiskDetails
+    | ImageSkippedDetails
 )
 
 
@@ -155,4 +172,26 @@ def observer_disabled(observer: str, failures: int, error: str) -> Event:
         Severity.ERROR,
         f"frame observer {observer} disabled after {failures} failures in a row; inspection goes on: {error}",
         ObserverDetails(observer=observer, failures=failures, error=error),
+    )
+
+
+def outbox_disk(full: bool, reason: str, dropped: dict[str, int]) -> Event:
+    if full:
+        message = f"outbox disk full: dropping the lowest priority first (defects last); {reason}"
+    else:
+        message = f"outbox stores messages again: {reason}"
+    return Event(
+        EventKind.OUTBOX_DISK,
+        Severity.ERROR if full else Severity.INFO,
+        message,
+        OutboxDiskDetails(disk_full=full, reason=reason, dropped=dict(dropped)),
+    )
+
+
+def image_skipped(source: str, file: str, reason: str, skipped: int) -> Event:
+    return Event(
+        EventKind.IMAGE_SKIPPED,
+        Severity.WARNING,
+        f"{source}: skipped {file}: {reason} ({skipped} skipped so far)",
+        ImageSkippedDetails(source=source, file=file, reason=reason, skipped=skipped),
     )
