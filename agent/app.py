@@ -115,7 +115,7 @@ class Agent:
         self.router = CommandRouter()
         register_commands(self.router, self)
         for sampler in samplers:
-            register_sampling_commands(self.router, sampler)
+            register_sampling_commands(self.router, sampler, labels=lambda: self.slot.model.package.labels)
 
     # -- parts ------------------------------------------------------------------------
     def load(self, path: str) -> LoadedModel:
