@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 
 from agent import __version__, events
-from agent.capture import ResilientSource, open_source
+from agent.capture import ResilientSource, SkippedImages, open_source
 from agent.capture.base import FrameSource
 from agent.commands_remote import register_commands
 from agent.config import AgentConfig, read_password
@@ -52,6 +52,7 @@ class Agent:
         self._stop = threading.Event()
         self._stop_reason = "stopped"
         self.topics = Topics.from_config(cfg)
+        self.skips = SkippedImages(lambda *skip: self.emit(events.image_skipped(*skip)))
         self.model_cfg = cfg.model_settings()
         model = self.load(cfg.model.path)
         bind(device=cfg.device.id, model=model.name, model_version=model.version)
@@ -124,8 +125,8 @@ class Agent:
     def _source(self) -> FrameSource:
         cam = self.cfg.camera
         if cam.spec.finite and not cam.loop:
-            return open_source(cam, self.cfg.base_dir)
-        return ResilientSource(lambda: open_source(cam, self.cfg.base_dir), cam, self._on_camera)
+            return open_source(cam, self.cfg.base_dir, self.skips)
+        return ResilientSource(lambda: open_source(cam, self.cfg.base_dir, self.skips), cam, self._on_camera)
 
     def _on_camera(self, state: str) -> None:
         if state == self.camera_state:
@@ -153,6 +154,7 @@ class Agent:
             "camera": self.camera_state,
             "mode": self.cfg.camera.mode,
             "since": int(self.started * 1000),
+            "skipped_images": self.skips.summary(),
         }
 
     def request_reload(self, path: str | None = None) -> Future[dict[str, Any]]:

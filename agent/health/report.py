@@ -164,6 +164,7 @@ class HealthReporter:
             "uptime_s": round(now - self._started, 1),
             "interval_s": self._interval,
             "camera": status.get("camera"),
+            "skipped_images": status.get("skipped_images"),
             "model": _model(status.get("model")),
             "fps": self._fps(now, counters),
             "counters": counters,
