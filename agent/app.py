@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 
 from agent import __version__, events
-from agent.capture import ResilientSource, open_source
+from agent.capture import ResilientSource, SkippedImages, open_source
 from agent.capture.base import FrameSource
 from agent.commands_remote import register_commands
 from agent.config import AgentConfig, read_password
@@ -54,6 +54,7 @@ class Agent:
         self._stop = threading.Event()
         self._stop_reason = "stopped"
         self.topics = Topics.from_config(cfg)
+        self.skips = SkippedImages(lambda *skip: self.emit(events.image_skipped(*skip)))
         self.model_cfg = cfg.model_settings()
         model = self.load(cfg.model.path)
         bind(device=cfg.device.id, model=model.name, model_version=model.version)
@@ -65,6 +66,7 @@ class Agent:
             password=read_password(cfg.mqtt, cfg.base_dir),
             base_dir=cfg.base_dir,
             status_payload=self.status,
+            emit=self.emit,
         )
         self.slot = ModelSlot(
             model,
@@ -126,7 +128,7 @@ class Agent:
         self.router = CommandRouter()
         register_commands(self.router, self)
         for sampler in samplers:
-            register_sampling_commands(self.router, sampler)
+            register_sampling_commands(self.router, sampler, labels=lambda: self.slot.model.package.labels)
 
     # -- parts ------------------------------------------------------------------------
     def load(self, path: str) -> LoadedModel:
@@ -135,8 +137,8 @@ class Agent:
     def _source(self) -> FrameSource:
         cam = self.cfg.camera
         if cam.spec.finite and not cam.loop:
-            return open_source(cam, self.cfg.base_dir)
-        return ResilientSource(lambda: open_source(cam, self.cfg.base_dir), cam, self._on_camera)
+            return open_source(cam, self.cfg.base_dir, self.skips)
+        return ResilientSource(lambda: open_source(cam, self.cfg.base_dir, self.skips), cam, self._on_camera)
 
     def _on_camera(self, state: str) -> None:
         if state == self.camera_state:
@@ -164,6 +166,7 @@ class Agent:
             "camera": self.camera_state,
             "mode": self.cfg.camera.mode,
             "since": int(self.started * 1000),
+            "skipped_images": self.skips.summary(),
         }
 
     def request_reload(self, path: str | None = None) -> Future[dict[str, Any]]:

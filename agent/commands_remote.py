@@ -66,6 +66,7 @@ def reload_model(device: Device, args: dict[str, Any]) -> dict[str, Any]:
     """Load a package (default: the configured path, re-resolved) beside the running one and swap to it.
 
     A named path must lie inside ``model.store``; anything else is refused before a file is touched.
+    Concurrent requests for the same package share one load; others are answered ``busy``.
     """
     path: str | None = None
     if "path" in args:
@@ -73,7 +74,10 @@ def reload_model(device: Device, args: dict[str, Any]) -> dict[str, Any]:
         if store is None:
             raise CommandError("reload-model with a path needs model.store in the device config")
         path = str(confine(args["path"], Path(device.cfg.resolve(store))))
-    future = device.request_reload(path)
+    try:
+        future = device.request_reload(path)
+    except AgentError as exc:  # ReloadBusy: one load at a time, and not too often
+        raise CommandError(str(exc)) from exc
     wait = min(float(args.get("wait_s", 0)), RELOAD_WAIT_MAX_S)
     if wait <= 0:
         return {"state": "loading"}

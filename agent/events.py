@@ -27,6 +27,8 @@ class EventKind(str, Enum):
     MODEL_SWAP = "model_swap"
     OBSERVER_DISABLED = "observer_disabled"
     SHADOW = "shadow"
+    OUTBOX_DISK = "outbox_disk"
+    IMAGE_SKIPPED = "image_skipped"
 
 
 class Severity(str, Enum):
@@ -88,6 +90,19 @@ class ShadowDetails(TypedDict):
     version: str | None
 
 
+class OutboxDiskDetails(TypedDict):
+    disk_full: bool
+    reason: str
+    dropped: dict[str, int]
+
+
+class ImageSkippedDetails(TypedDict):
+    source: str
+    file: str
+    reason: str
+    skipped: int
+
+
 Details = (
     OverrunDetails
     | OverrunClearedDetails
@@ -97,6 +112,8 @@ Details = (
     | ModelState
     | ObserverDetails
     | ShadowDetails
+    | OutboxDiskDetails
+    | ImageSkippedDetails
 )
 
 
@@ -178,4 +195,26 @@ def shadow(state: str, reason: str, path: str, name: str | None, version: str | 
         severity,
         f"shadow model {what} {state.replace('_', ' ')}: {reason}; the active model runs on",
         ShadowDetails(state=state, reason=reason, path=path, name=name, version=version),
+    )
+
+
+def outbox_disk(full: bool, reason: str, dropped: dict[str, int]) -> Event:
+    if full:
+        message = f"outbox disk full: dropping the lowest priority first (defects last); {reason}"
+    else:
+        message = f"outbox stores messages again: {reason}"
+    return Event(
+        EventKind.OUTBOX_DISK,
+        Severity.ERROR if full else Severity.INFO,
+        message,
+        OutboxDiskDetails(disk_full=full, reason=reason, dropped=dict(dropped)),
+    )
+
+
+def image_skipped(source: str, file: str, reason: str, skipped: int) -> Event:
+    return Event(
+        EventKind.IMAGE_SKIPPED,
+        Severity.WARNING,
+        f"{source}: skipped {file}: {reason} ({skipped} skipped so far)",
+        ImageSkippedDetails(source=source, file=file, reason=reason, skipped=skipped),
     )

@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.support.rtsp",
     "tests.support.sshd",
     "tests.support.browser",
+    "tests.support.tmpfs",
 ]

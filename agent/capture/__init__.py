@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agent.capture.base import Frame, FrameSource
-from agent.capture.common import is_live
+from agent.capture.common import SkippedImages, is_live
 from agent.capture.resilient import OFFLINE, ONLINE, Backoff, ResilientSource
 from agent.config.schema import CameraConfig
 
@@ -22,13 +22,17 @@ __all__ = [
     "Frame",
     "FrameSource",
     "ResilientSource",
+    "SkippedImages",
     "is_live",
     "open_source",
 ]
 
 
-def open_source(camera: CameraConfig, base_dir: Path) -> FrameSource:
+def open_source(camera: CameraConfig, base_dir: Path, skips: SkippedImages | None = None) -> FrameSource:
     """Build (not open) the source ``camera.source`` names; relative paths are relative to ``base_dir``.
+
+    ``skips`` counts and reports the images a ``dir:``/``glob:`` replay skips (shared across
+    reopenings, so the count survives a reconnect).
 
     Raises :class:`agent.errors.CameraError` for problems no retry can fix (a
     missing library, an unusable source string); device and file problems surface
@@ -43,11 +47,11 @@ def open_source(camera: CameraConfig, base_dir: Path) -> FrameSource:
     if spec.kind == "dir":
         from agent.capture.replay import ImageReplay
 
-        return ImageReplay.from_dir(_resolve(spec.target, base_dir), camera, live)
+        return ImageReplay.from_dir(_resolve(spec.target, base_dir), camera, live, skips)
     if spec.kind == "glob":
         from agent.capture.replay import ImageReplay
 
-        return ImageReplay.from_glob(str(Path(spec.target).expanduser()), base_dir, camera, live)
+        return ImageReplay.from_glob(str(Path(spec.target).expanduser()), base_dir, camera, live, skips)
     if spec.kind == "synthetic":
         from agent.capture.synthetic import SyntheticSource
 

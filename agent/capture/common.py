@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+import structlog
 
 from agent.capture.base import Frame
 from agent.config.schema import CameraConfig
+
+log = structlog.get_logger(__name__)
+
+# Told about a file skipped for the first time: (source, file, reason, skipped so far).
+SkipNotice = Callable[[str, str, str, int], None]
+_REMEMBERED = 1024  # files reported once each; beyond, only counted
 
 
 def is_live(camera: CameraConfig) -> bool:
@@ -69,3 +77,31 @@ class Pacer:
     def reset(self) -> None:
         """Start a fresh schedule (after a loop restart or a pause)."""
         self._deadline = None
+
+
+class SkippedImages:
+    """Images a replay could not use (unreadable, too large): every skip counted, each file reported once.
+
+    A looping replay meets the same bad file on every pass; the count says how often, the
+    log line and ``notice`` (the agent's event) say it once per file.
+    """
+
+    def __init__(self, notice: SkipNotice | None = None) -> None:
+        self.count = 0
+        self._notice = notice
+        self._seen: set[str] = set()
+        self._last: dict[str, str] | None = None
+
+    def note(self, source: str, file: str, reason: str) -> None:
+        self.count += 1
+        self._last = {"file": file, "reason": reason}
+        if file in self._seen or len(self._seen) >= _REMEMBERED:
+            return
+        self._seen.add(file)
+        log.warning("image_skipped", source=source, file=file, reason=reason, skipped=self.count)
+        if self._notice is not None:
+            self._notice(source, file, reason, self.count)
+
+    def summary(self) -> dict[str, Any]:
+        """For health and status: how many skips, and the last one."""
+        return {"count": self.count, "last": self._last}

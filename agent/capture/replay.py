@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from agent.capture.base import Frame
-from agent.capture.common import Pacer, stamp
+from agent.capture.common import Pacer, SkippedImages, stamp
+from agent.capture.imagesize import image_size
 from agent.config.schema import CameraConfig
 from agent.errors import CameraError
 
@@ -100,7 +101,10 @@ class ImageReplay:
     """Still images in name order, from a folder (``dir:``) or a pattern (``glob:``).
 
     ``Frame.ref`` is the file name (``dir:``) or the matched path (``glob:``), so a
-    result can be traced back to its image.
+    result can be traced back to its image. A file that is not an image, cannot be
+    decoded, or whose header claims more than ``camera.max_image_pixels`` is skipped
+    (never decoded when too large), counted in ``skips`` and reported; only a folder
+    with no usable image at all is an error.
     """
 
     def __init__(
@@ -109,6 +113,7 @@ class ImageReplay:
         list_files: Callable[[], list[tuple[Path, str]]],
         camera: CameraConfig,
         live: bool,
+        skips: SkippedImages | None = None,
     ) -> None:
         self.live = live
         self.description = description
@@ -121,14 +126,24 @@ class ImageReplay:
         self._index = 0
         self._seq = 0
         self._closed = False
+        self.skips = skips or SkippedImages()
 
     @classmethod
-    def from_dir(cls, path: Path, camera: CameraConfig, live: bool) -> ImageReplay:
-        return cls(f"dir:{path}", functools.partial(_list_dir, path), camera, live)
+    def from_dir(
+        cls, path: Path, camera: CameraConfig, live: bool, skips: SkippedImages | None = None
+    ) -> ImageReplay:
+        return cls(f"dir:{path}", functools.partial(_list_dir, path), camera, live, skips)
 
     @classmethod
-    def from_glob(cls, pattern: str, base_dir: Path, camera: CameraConfig, live: bool) -> ImageReplay:
-        return cls(f"glob:{pattern}", functools.partial(_list_glob, pattern, base_dir), camera, live)
+    def from_glob(
+        cls,
+        pattern: str,
+        base_dir: Path,
+        camera: CameraConfig,
+        live: bool,
+        skips: SkippedImages | None = None,
+    ) -> ImageReplay:
+        return cls(f"glob:{pattern}", functools.partial(_list_glob, pattern, base_dir), camera, live, skips)
 
     def open(self) -> None:
         items = self._list_files()
@@ -139,21 +154,43 @@ class ImageReplay:
         self._pacer.reset()
 
     def read(self) -> Frame | None:
-        index = self._index
-        if index >= len(self._files):
-            if self._closed or not self._camera.loop or not self._files:
-                return None
-            index = 0
         self._pacer.wait()
         started = time.monotonic()
-        path = self._files[index]
+        for _ in range(len(self._files) + 1):  # one full pass at most: then nothing here is usable
+            index = self._index
+            if index >= len(self._files):
+                if self._closed or not self._camera.loop or not self._files:
+                    return None
+                index = 0
+            self._index = index + 1
+            image = self._decode(self._files[index], self._refs[index])
+            if image is not None:
+                frame = stamp(image, self._seq, started, ref=self._refs[index])
+                self._seq += 1
+                return frame
+        raise CameraError(
+            f"{self.description}: no readable image in a whole pass ({self.skips.count} skipped)"
+        )
+
+    def _decode(self, path: Path, ref: str) -> np.ndarray | None:
+        """The image, or None when it is skipped (counted and reported): checked from its header
+        against ``camera.max_image_pixels`` first, so a huge one is never decoded."""
+        try:
+            width, height = image_size(path)
+        except CameraError as exc:
+            self.skips.note(self.description, ref, str(exc))
+            return None
+        limit = self._camera.max_image_pixels
+        if width * height > limit:
+            self.skips.note(
+                self.description, ref, f"{width}x{height} is over camera.max_image_pixels={limit}"
+            )
+            return None
         image = self._cv2.imread(str(path), self._cv2.IMREAD_COLOR)
         if image is None:
-            raise CameraError(f"{self.description}: cannot decode image {path}")
-        frame = stamp(np.asarray(image), self._seq, started, ref=self._refs[index])
-        self._seq += 1
-        self._index = index + 1
-        return frame
+            self.skips.note(self.description, ref, "OpenCV cannot decode it")
+            return None
+        return np.asarray(image)
 
     def close(self) -> None:
         """Called from another thread to end the replay: the next read returns None."""

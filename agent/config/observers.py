@@ -22,9 +22,9 @@ class QuotaConfig:
 
     def _check(self) -> Problems:
         return [
-            (name, "must be 0 or more")
+            (name, "must be between 0 and 10000000")
             for name in ("per_minute", "per_hour", "per_day")
-            if (getattr(self, name) or 0) < 0
+            if not 0 <= (getattr(self, name) or 0) <= 10_000_000
         ]
 
 
@@ -54,6 +54,8 @@ class SamplingPolicyConfig:
             problems.append(("max_score", "needs 0 <= min_score <= max_score <= 1"))
         if not 0.0 <= self.margin <= 1.0 or not 0.0 <= self.delta <= 1.0:
             problems.append(("margin", "margin and delta must be between 0 and 1"))
+        if not 0.0 <= self.threshold <= 1.0:  # a score threshold; also refuses inf and NaN
+            problems.append(("threshold", "must be between 0 and 1"))
         return problems
 
 

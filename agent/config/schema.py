@@ -94,6 +94,9 @@ class CameraConfig:
     # for file replays); true marks a realtime replay as a live camera (latest frame wins, drops).
     live: bool | None = None
     synthetic_defect_rate: float = 0.3  # share of defective parts drawn by the synthetic: source
+    # dir:/glob: replays check each image's header against this before decoding (40 MP: ~120 MB
+    # decoded); a larger one is skipped and counted, never decoded.
+    max_image_pixels: int = 40_000_000
 
     @property
     def spec(self) -> SourceSpec:
@@ -113,6 +116,8 @@ class CameraConfig:
             problems.append(("reconnect_max_s", "backoff needs 0 < reconnect_initial_s <= reconnect_max_s"))
         if not 0.0 <= self.synthetic_defect_rate <= 1.0:
             problems.append(("synthetic_defect_rate", "must be between 0 and 1"))
+        if self.max_image_pixels < 1:
+            problems.append(("max_image_pixels", "must be at least 1"))
         return problems
 
 

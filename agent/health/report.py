@@ -150,7 +150,7 @@ class HealthReporter:
         pub = self._publisher_stats()
         counters["reconnects"] = int(pub.get("reconnects", 0))
         device = self._cfg.device
-        degraded = sup.get("degraded")
+        degraded = "; ".join(_degraded(sup, pub)) or None
         return {
             "ts": int(time.time() * 1000),
             "device": device.id,
@@ -164,6 +164,7 @@ class HealthReporter:
             "uptime_s": round(now - self._started, 1),
             "interval_s": self._interval,
             "camera": status.get("camera"),
+            "skipped_images": status.get("skipped_images"),
             "model": _model(status.get("model")),
             "fps": self._fps(now, counters),
             "counters": counters,
@@ -199,6 +200,17 @@ def _model(summary: Any) -> dict[str, Any] | None:
     return {k: summary.get(k) for k in ("name", "version", "sha256", "runtime")}
 
 
+def _degraded(sup: dict[str, Any], pub: dict[str, Any]) -> list[str]:
+    """Every reason the agent is degraded: the supervisor's (a stuck stage) and the outbox's."""
+    reasons = [str(sup["degraded"])] if sup.get("degraded") else []
+    if pub.get("disk_full"):
+        lost = int(dict(pub.get("dropped", {})).get("defect", 0))
+        reasons.append(f"outbox disk full: dropping lowest priority first ({lost} defects lost so far)")
+    if pub.get("writer_failed"):
+        reasons.append(f"outbox writer stopped: {pub['writer_failed']}")
+    return reasons
+
+
 def _outbox(pub: dict[str, Any]) -> dict[str, Any]:
     return {
         "connected": bool(pub.get("connected")),
@@ -209,6 +221,7 @@ def _outbox(pub: dict[str, Any]) -> dict[str, Any]:
         "expired": int(pub.get("expired", 0)),
         "qos0_dropped": int(pub.get("qos0_dropped", 0)),
         "last_error": pub.get("last_error"),
+        "disk_full": pub.get("disk_full"),
     }
 
 

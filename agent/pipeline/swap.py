@@ -7,11 +7,17 @@ model are watched: an error, a NaN, or a sustained overrun switches back to the
 old model, points the package link (``…/current``) back at it, and reports.
 The outcome goes to ``{state.dir}/model-state.json`` (read by deploy/flash-model)
 and to an MQTT event.
+
+One load at a time: a request for the package already loading joins it (same future),
+a request for another one, or one within ``RELOAD_MIN_INTERVAL_S`` of the last load,
+is refused with :class:`ReloadBusy`. A flood of reload commands (or SIGHUPs) therefore
+costs one loader thread and one model's memory, never inspection time.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -30,6 +36,11 @@ from agent.protocol.payloads import ModelSummary, same_model
 log = structlog.get_logger(__name__)
 
 Loader = Callable[[str], LoadedModel]
+RELOAD_MIN_INTERVAL_S = 5.0  # between the starts of two loads
+
+
+class ReloadBusy(AgentError):
+    """A reload is refused for now: one is loading, or the last one started too recently."""
 
 
 # Points the package link (``model.path``) back at a package root after a failed swap; the
@@ -63,6 +74,8 @@ class ModelSlot:
         self._overrun_ratio = overrun_ratio
         self._lock = threading.Lock()
         self._pending: tuple[LoadedModel, Future[dict[str, Any]]] | None = None
+        self._loading: tuple[str, Future[dict[str, Any]]] | None = None  # the one load in progress
+        self._last_load = -RELOAD_MIN_INTERVAL_S
         self._watch: _Watch | None = None
         self._fallback: LoadedModel | None = None
         self._primary = model  # the model the fallback policy returns to (changes with real swaps only)
@@ -71,9 +84,27 @@ class ModelSlot:
 
     # -- requests (any thread) -------------------------------------------------------
     def request(self, path: str | None = None) -> Future[dict[str, Any]]:
-        """Load ``path`` (default: the configured path, re-resolved) in the background and swap to it."""
-        future: Future[dict[str, Any]] = Future()
-        threading.Thread(target=self._load, args=(path or self._default_path, future), daemon=True).start()
+        """Load ``path`` (default: the configured path, re-resolved) in the background and swap to it.
+
+        Joins a load of the same path in progress; :class:`ReloadBusy` for another path while
+        one loads, or within ``RELOAD_MIN_INTERVAL_S`` of the last load's start.
+        """
+        target = path or self._default_path
+        with self._lock:
+            if self._loading is not None:
+                loading, future = self._loading
+                if loading == target:
+                    return future
+                raise ReloadBusy(f"busy: a model is already loading ({loading})")
+            now = time.monotonic()
+            wait = self._last_load + RELOAD_MIN_INTERVAL_S - now
+            if wait > 0:
+                raise ReloadBusy(
+                    f"busy: a model was loaded {now - self._last_load:.1f} s ago; retry in {wait:.1f} s"
+                )
+            future = Future()
+            self._loading, self._last_load = (target, future), now
+        threading.Thread(target=self._load, args=(target, future), name="model-loader", daemon=True).start()
         return future
 
     def set_fallback(self, model: LoadedModel | None) -> None:
@@ -90,6 +121,7 @@ class ModelSlot:
         try:
             new = self._loader(path)
         except AgentError as exc:
+            self._loaded()
             log.error("model_reload_refused", path=path, reason=str(exc))
             self._restore_link(self.model)
             outcome = self._write_state("failed", self.model, previous=None, reason=str(exc))
@@ -100,11 +132,20 @@ class ModelSlot:
             )
             future.set_result(dict(outcome))
             return
+        except BaseException as exc:  # a loader bug: the next reload must not be "busy" for ever
+            self._loaded()
+            future.set_exception(exc)
+            raise
         with self._lock:
             if self._pending is not None:
                 self._pending[1].set_result({"state": "superseded"})
             self._pending = (new, future)
+            self._loading = None
         log.info("model_ready_for_swap", name=new.name, version=new.version)
+
+    def _loaded(self) -> None:
+        with self._lock:
+            self._loading = None
 
     def replace_hung(self, model: LoadedModel) -> None:
         """A fresh instance of the running model for a restarted inference thread.

@@ -30,6 +30,8 @@ Schema = Mapping[str, Mapping[str, type | tuple[type, ...]]]
 Reply = Callable[["CommandRequest", dict[str, Any]], None]
 
 _QUEUE_SIZE = 32
+RATE_PER_S = 20.0  # commands accepted per second on average...
+BURST = 40  # ...and at once; beyond, the reply is "busy" (a flood costs a reply each, nothing more)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +61,12 @@ PING_SCHEMA: Schema = {"required": {}, "optional": {"echo": str}}
 class CommandRouter:
     """Commands by name, their schemas, and the worker thread that runs them."""
 
-    def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
+    def __init__(
+        self, max_payload: int = MAX_PAYLOAD, rate_per_s: float = RATE_PER_S, burst: int = BURST
+    ) -> None:
         self._max_payload = max_payload
+        self._rate, self._burst = rate_per_s, float(burst)
+        self._tokens, self._refilled = float(burst), time.monotonic()
         self._commands: dict[str, _Command] = {}
         self._queue: queue.Queue[tuple[CommandRequest, Reply] | None] = queue.Queue(_QUEUE_SIZE)
         self._worker: threading.Thread | None = None
@@ -114,11 +120,27 @@ class CommandRouter:
     def submit(self, request: CommandRequest, reply: Reply) -> None:
         """Queue a command for the worker (called on the network thread, never blocks)."""
         self._ensure_worker()
+        if not self._take_token():
+            log.warning("command_refused_rate_limit", command=request.name)
+            reply(
+                request, {"ok": False, "command": request.name, "error": "busy: too many commands, slow down"}
+            )
+            return
         try:
             self._queue.put_nowait((request, reply))
         except queue.Full:
             log.warning("command_refused_too_many_pending", command=request.name)
             reply(request, {"ok": False, "command": request.name, "error": "busy: too many pending commands"})
+
+    def _take_token(self) -> bool:
+        """A token bucket over every command (network thread only: no lock needed)."""
+        now = time.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._refilled) * self._rate)
+        self._refilled = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
 
     def _ensure_worker(self) -> None:
         with self._lock:

@@ -8,6 +8,7 @@ commands into the router's worker. Nothing blocks the caller of :meth:`Publisher
 from __future__ import annotations
 
 import json
+import math
 import sys
 import threading
 import time
@@ -23,9 +24,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from agent import events
 from agent.config.schema import MqttConfig, OutboxConfig
 from agent.config.secret import Secret
 from agent.errors import PublishError
+from agent.events import EventSink
 from agent.mqtt import ClientSpec, describe_connect_error, new_client, new_properties
 from agent.protocol.topics import Topics, check_publish_topic
 from agent.publish.base import Message, Priority
@@ -51,14 +54,19 @@ class Publisher:
         password: Secret | None,
         base_dir: Path,
         status_payload: Callable[[], dict[str, Any]],
+        emit: EventSink | None = None,
     ) -> None:
+        """``emit`` gets the events of the publisher itself (the outbox's disk filling up and recovering)."""
         self._cfg = cfg
         self.topics = topics
         self._status_payload = status_payload
         self._v5 = cfg.protocol == "5"
         path = Path(outbox.path).expanduser()
         path = path if path.is_absolute() else base_dir / path
-        self._spool = Spool(path, outbox.max_bytes, outbox.max_age_s, self, SEND_WINDOW)
+        self._emit = emit
+        self._spool = Spool(
+            path, outbox.max_bytes, outbox.max_age_s, self, SEND_WINDOW, on_disk_full=self._disk_full
+        )
         self._client = self._make_client(client_id, password)
         self._router: CommandRouter | None = None
         self._connected = False
@@ -189,6 +197,11 @@ class Publisher:
             raise PublishError(f"paho refused {msg.topic}: {paho.error_string(info.rc)}")
         return int(info.mid)
 
+    def _disk_full(self, full: bool, reason: str) -> None:
+        """The spool's report (writer thread): an event through the outbox, which still takes events."""
+        if self._emit is not None:
+            self._emit(events.outbox_disk(full, reason, dict(self._spool.dropped)))
+
     def _properties(self, msg: Message) -> Properties | None:
         if not self._v5 or (msg.content_type is None and not msg.user_properties):
             return None
@@ -229,7 +242,7 @@ class Publisher:
         if self._v5 and request.correlation is not None:
             props = new_properties(PacketTypes.PUBLISH)
             props.CorrelationData = request.correlation
-        body = json.dumps(response, default=str).encode()
+        body = reply_json(response)
         try:
             self._client.publish(request.reply_topic, body, 1, False, props)
         except ValueError as exc:
@@ -318,3 +331,23 @@ def _wait_published(info: paho.MQTTMessageInfo, deadline: float) -> None:
         if info.is_published() or info.rc not in _OK:
             return
         done.wait(0.01)
+
+
+def reply_json(response: dict[str, Any]) -> bytes:
+    """A command reply as strict JSON: a NaN or an infinity anywhere (a status figure, a value a
+    handler echoed) becomes null, because ``NaN``/``Infinity`` are not JSON and break consumers."""
+    try:
+        return json.dumps(response, default=str, allow_nan=False).encode()
+    except ValueError:
+        log.warning("command_reply_not_finite", command=response.get("command"))
+        return json.dumps(_finite(response), default=str, allow_nan=False).encode()
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

@@ -10,6 +10,18 @@ The store is bounded by bytes and by age. When full, it drops the lowest priorit
 first (samples, results, events, defects last), oldest first within a priority, and
 counts every drop. ``locking_mode=EXCLUSIVE`` keeps a second agent off the same file.
 
+A full *disk* is the same situation with a bound nobody configured: a commit that
+fails with ``SQLITE_FULL`` raises :class:`OutboxFull` (the transaction and the
+counters are rolled back), and the owner lowers :attr:`Outbox.limit` below what is
+stored (:meth:`Outbox.squeeze`), so the retry evicts by the same priorities and the
+inserts reuse the freed pages in place. That only works while the disk still has
+room for the WAL (a WAL that cannot be checkpointed because the database file cannot
+grow would block even deletes), so when the disk runs low the database is not allowed
+to grow into the space the WAL needs: ``max_page_count`` is set from the free space
+before each transaction (SQLite then refuses the insert, cleanly, with ``SQLITE_FULL``)
+and the WAL is checkpointed and truncated after each commit. A full disk is never
+mistaken for a corrupt file.
+
 An ``Outbox`` is used by one thread only (the one that opened it): SQLite objects
 must stay on the thread that owns the connection.
 """
@@ -17,6 +29,7 @@ must stay on the thread that owns the connection.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -46,6 +59,22 @@ CREATE INDEX IF NOT EXISTS outbox_priority ON outbox (priority, id);
 """
 _CHUNK = 512
 _DROP_LOG_EVERY_S = 10.0
+_WAL_KEEP = 1 << 20  # the WAL file is truncated to this after a checkpoint
+_LOW_DISK = 64 << 20  # below this much free space the database may not grow into the WAL's room
+_MARGIN = 64 << 10  # free space always left beside the WAL's
+_SQUEEZE = 0.9  # on a full disk, keep at most this share of what is stored (then evict)
+_EVICT_CHUNK = 64 << 10  # bytes evicted per transaction on a full disk (the WAL must hold its pages)
+# SQLite's primary result codes (the module has them at run time; typeshed does not list them).
+_SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = 11, 13, 26
+_CORRUPT = frozenset({_SQLITE_CORRUPT, _SQLITE_NOTADB})
+
+
+class OutboxFull(PublishError):
+    """The disk (not the configured bound) refused a commit; nothing of that transaction was stored."""
+
+
+def is_disk_full(exc: sqlite3.Error) -> bool:
+    return bool(getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +91,12 @@ class Outbox:
     def __init__(self, path: Path, max_bytes: int, max_age_s: float) -> None:
         self.path = path
         self.max_bytes = max_bytes
+        self.limit = max_bytes  # the bound in force: below max_bytes while the disk is full
         self.max_age_s = max_age_s
         self.dropped = {p.label: 0 for p in Priority}  # every drop, bound or age
+        self._capped = False  # max_page_count lowered: the disk is low
         self.expired = 0
-        self._drop_logged = -_DROP_LOG_EVERY_S
+        self._drop_logged = self._defect_logged = -_DROP_LOG_EVERY_S
         self._count = dict.fromkeys(Priority, 0)
         self._bytes = dict.fromkeys(Priority, 0)
         self._db = self._open()
@@ -85,6 +116,10 @@ class Outbox:
         except sqlite3.DatabaseError as exc:
             if "locked" in str(exc):
                 raise PublishError(f"outbox {self.path} is in use by another process") from exc
+            if is_disk_full(exc):  # not corrupt: setting the file aside would lose its rows
+                raise OutboxFull(f"cannot open outbox {self.path}: the disk is full") from exc
+            if not _is_corrupt(exc):
+                raise PublishError(f"cannot open outbox {self.path}: {exc}") from exc
             db = self._set_aside(exc)
         except OSError as exc:
             raise PublishError(f"cannot open outbox {self.path}: {exc.strerror or exc}") from exc
@@ -98,7 +133,7 @@ class Outbox:
             if mode != "wal":
                 raise sqlite3.DatabaseError(f"cannot switch to WAL (journal_mode={mode})")
             db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA journal_size_limit=67108864")
+            db.execute(f"PRAGMA journal_size_limit={_WAL_KEEP}")
             db.executescript(_SCHEMA)
             for pri, count, size in db.execute("SELECT priority, count(*), sum(size) FROM outbox GROUP BY 1"):
                 self._count[Priority(pri)] = count
@@ -124,15 +159,88 @@ class Outbox:
             raise PublishError(f"cannot create outbox {self.path}: {again}") from again
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Group appends and deletes into one commit (one fsync)."""
-        self._db.execute("BEGIN IMMEDIATE")
+    def transaction(self, size: int = 0) -> Iterator[None]:
+        """Group appends and deletes (``size`` bytes of new messages) into one commit (one fsync).
+
+        On any failure the transaction is rolled back together with the counters it
+        changed; a full disk is raised as :class:`OutboxFull`.
+        """
+        saved = (dict(self._count), dict(self._bytes), dict(self.dropped))
         try:
+            self._guard_disk(size)
+            self._db.execute("BEGIN IMMEDIATE")
             yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.execute("COMMIT")
+            if self._capped:
+                self.checkpoint()  # the WAL's space back at once: the next commit needs it
+        except BaseException as exc:
+            if self._db.in_transaction:  # SQLite may already have rolled back a failed COMMIT
+                self._db.execute("ROLLBACK")
+            self._count, self._bytes, self.dropped = saved
+            if isinstance(exc, sqlite3.Error) and is_disk_full(exc):
+                raise OutboxFull(f"outbox {self.path}: the disk is full") from exc
             raise
-        self._db.execute("COMMIT")
+
+    def _guard_disk(self, size: int) -> None:
+        """On a low disk, let the database grow only into what leaves room for this commit's WAL
+        (its new rows, the pages it frees, the index: about twice ``size``) and a margin."""
+        free = _free_bytes(self.path.parent)
+        if free >= _LOW_DISK and not self._capped:
+            return
+        page = self._db.execute("PRAGMA page_size").fetchone()[0]
+        pages = self._db.execute("PRAGMA page_count").fetchone()[0]
+        if free >= _LOW_DISK:
+            self._capped = False
+            self._db.execute("PRAGMA max_page_count=4294967294").fetchone()
+            return
+        self._capped = True
+        growth = max(0, free - 2 * size - _MARGIN)
+        self._db.execute(f"PRAGMA max_page_count={pages + growth // page}").fetchone()
+
+    def squeeze(self, needed: int) -> None:
+        """The disk is full: bound the outbox below what it stores now, so the next commit evicts
+        (by priority) more than it adds; the checkpoint moves the WAL into the database file."""
+        self.limit = max(0, int(min(self.limit, self.bytes) * _SQUEEZE) - needed)
+        self.checkpoint()
+
+    def room(self) -> int:
+        """Bytes the outbox could still grow by: free disk space plus free pages inside the file."""
+        pages = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+        size = self._db.execute("PRAGMA page_size").fetchone()[0]
+        return int(pages * size + _free_bytes(self.path.parent))
+
+    def count_lost(self, pri: Priority) -> None:
+        """A message the disk had no room for, even after evicting: counted like any drop."""
+        self._count_drop(pri, 1)
+
+    def evict_for(self, sizes: dict[Priority, int]) -> None:
+        """While squeezed: make room for a batch (``sizes``: its bytes by priority) *before* its
+        transaction, one small checkpointed transaction per chunk, so that the WAL never needs
+        room for the deletes and the inserts at once. The room for a priority's messages is
+        taken only from that priority and below, as in :meth:`append`."""
+        if self.limit >= self.max_bytes:
+            return
+        for pri in sorted(sizes, reverse=True):
+            self._evict(sum(n for p, n in sizes.items() if p >= pri), pri)
+
+    def _evict(self, size: int, priority: Priority) -> None:
+        while self.bytes + size > self.limit:
+            victims = [p for p in sorted(Priority) if p <= priority and self._count[p]]
+            if not victims:
+                return
+            needed = min(self.bytes + size - self.limit, _EVICT_CHUNK)
+            with self.transaction():
+                self._drop_oldest(victims[0], needed)
+
+    def relax(self) -> None:
+        """Space may be back: the configured bound again (the next full commit squeezes anew)."""
+        self.limit = self.max_bytes
+
+    def checkpoint(self) -> None:
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.OperationalError as exc:  # a full disk may refuse it; the next one may pass
+            log.debug("outbox_checkpoint_failed", error=str(exc))
 
     def append(self, msg: Message) -> int | None:
         """Store ``msg``; return its id, or None when it was dropped to honour the bound."""
@@ -150,10 +258,10 @@ class Outbox:
 
     def _make_room(self, size: int, priority: Priority) -> bool:
         """Drop lower (then equal) priority rows, oldest first, until ``size`` more bytes fit."""
-        needed = self.bytes + size - self.max_bytes
+        needed = self.bytes + size - self.limit
         if needed <= 0:
             return True
-        if size > self.max_bytes or sum(self._bytes[p] for p in Priority if p <= priority) < needed:
+        if size > self.limit or sum(self._bytes[p] for p in Priority if p <= priority) < needed:
             return False
         for pri in sorted(p for p in Priority if p <= priority):
             while needed > 0 and self._count[pri]:
@@ -183,7 +291,10 @@ class Outbox:
         now = time.monotonic()
         if now - self._drop_logged >= _DROP_LOG_EVERY_S:  # one line per burst, the counts say the rest
             self._drop_logged = now
-            log.warning("outbox_full_dropping_lowest_priority", dropped=dict(self.dropped))
+            log.warning("outbox_full_dropping_lowest_priority", dropped=dict(self.dropped), limit=self.limit)
+        if pri == Priority.DEFECT and now - self._defect_logged >= _DROP_LOG_EVERY_S:  # the last resort
+            self._defect_logged = now
+            log.error("outbox_defects_lost", total=self.dropped[pri.label], limit=self.limit)
 
     def delete(self, ids: Iterable[int]) -> None:
         """Forget acknowledged rows (ids already gone are ignored)."""
@@ -233,6 +344,20 @@ class Outbox:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _free_bytes(directory: Path) -> int:
+    try:
+        st = os.statvfs(directory)
+    except OSError:  # unknown: as if plenty (the commit itself will say when it is not)
+        return 1 << 62
+    return st.f_bavail * st.f_frsize
+
+
+def _is_corrupt(exc: sqlite3.DatabaseError) -> bool:
+    """Only a damaged file is set aside; "disk full", I/O and permission errors are not its fault."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code in _CORRUPT or (code is None and "journal_mode" in str(exc))
 
 
 def _props_json(msg: Message) -> str | None:

@@ -6,6 +6,13 @@ oldest unsent rows to the transport while fewer than ``window`` are unacknowledg
 paho keeps the unacknowledged ones and resends them itself after a reconnect, so the
 send cursor only moves forward within a process; a restart resends every stored row.
 PUBACKs come back through the same queue, so all SQLite work stays on this thread.
+
+A full disk does not stop this thread: the batch is retried with the outbox squeezed
+below what it stores (lower priorities evicted first, every drop counted), the state
+is reported (``disk_full`` in :meth:`Spool.stats`, a callback for the event), and every
+``FULL_PROBE_S`` the configured bound is tried again, so it recovers by itself when
+space returns. Any other failure of this thread is recorded and makes :meth:`put`
+raise, so the agent stops (and systemd restarts it) instead of queueing in memory.
 """
 
 from __future__ import annotations
@@ -21,14 +28,21 @@ from typing import Any, Protocol
 import structlog
 
 from agent.errors import PublishError
-from agent.publish.base import Message
-from agent.publish.outbox import Outbox, Row
+from agent.publish.base import Message, Priority
+from agent.publish.outbox import Outbox, OutboxFull, Row
 
 log = structlog.get_logger(__name__)
 
 _BATCH = 2000  # queue items per transaction
+_BATCH_BYTES = 256 << 10  # and message bytes per transaction (what a low disk must find room for)
 _TICK_S = 0.5  # wake-up period when idle (age expiry, stop)
 _EXPIRE_EVERY_S = 30.0
+FULL_PROBE_S = 2.0  # while the disk is full: how often to look for room again
+ROOM_BACK = 1 << 20  # room (free disk + free pages) that ends the disk-full state
+_FULL_TRIES = 6  # squeezes per batch before its messages are dropped (and counted)
+
+# Told when the disk fills up (True, reason) and when it has room again (False, reason).
+DiskFullHook = Callable[[bool, str], None]
 
 
 class Transport(Protocol):
@@ -49,7 +63,14 @@ class Spool:
     """Durable, ordered QoS 1 delivery over a :class:`Transport`."""
 
     def __init__(
-        self, path: Path, max_bytes: int, max_age_s: float, transport: Transport, window: int
+        self,
+        path: Path,
+        max_bytes: int,
+        max_age_s: float,
+        transport: Transport,
+        window: int,
+        *,
+        on_disk_full: DiskFullHook | None = None,
     ) -> None:
         self._path, self._max_bytes, self._max_age_s = path, max_bytes, max_age_s
         self._transport = transport
@@ -74,6 +95,11 @@ class Spool:
         self.bytes = 0
         self.dropped: dict[str, int] = {}
         self.expired = 0
+        self.disk_full: str | None = None  # why, while the disk refuses commits
+        self.failure: str | None = None  # the writer thread ended on this error
+        self._on_disk_full = on_disk_full
+        self._full_probe = 0.0
+        self._unstored_acks: list[int] = []  # acked rows a full disk did not let us delete yet
 
     def start(self, timeout: float = 10.0) -> None:
         """Open the outbox on the writer thread; raise PublishError when it cannot be opened."""
@@ -86,6 +112,8 @@ class Spool:
 
     # ---- any thread -------------------------------------------------------------------------
     def put(self, msg: Message) -> None:
+        if self.failure is not None:
+            raise PublishError(f"the outbox writer stopped: {self.failure}")
         with self._seq_lock:
             self._accepted = next(self._seq)
             self._queue.put((_Op.MSG, msg))
@@ -134,8 +162,13 @@ class Spool:
         self._opened.set()
         try:
             self._loop(self._outbox)
+        except Exception as exc:  # not per message: say so, and make put() raise (the agent exits)
+            self.failure = f"{type(exc).__name__}: {exc}"
+            log.exception("outbox_writer_failed")
         finally:
             self._outbox.close()
+            with self._cond:
+                self._cond.notify_all()
 
     def _loop(self, box: Outbox) -> None:
         last_expiry = 0.0
@@ -145,8 +178,8 @@ class Spool:
             stopping = self._apply(box, ops)
             if time.monotonic() - last_expiry > _EXPIRE_EVERY_S:
                 last_expiry = time.monotonic()
-                with box.transaction():
-                    box.expire()
+                self._commit(box, box.expire)
+            self._probe(box)
             self._pump(box)
             self._publish_counts(box)
 
@@ -155,27 +188,37 @@ class Spool:
             ops = [self._queue.get(timeout=_TICK_S)]
         except queue.Empty:
             return []
-        while len(ops) < _BATCH:
+        size = 0
+        while len(ops) < _BATCH and size < _BATCH_BYTES:
             try:
-                ops.append(self._queue.get_nowait())
+                op = self._queue.get_nowait()
             except queue.Empty:
                 break
+            ops.append(op)
+            if op[0] == _Op.MSG:
+                size += op[1].size
         return ops
 
     def _apply(self, box: Outbox, ops: list[tuple[int, Any]]) -> bool:
         """Commit the batch's messages and acks in one transaction, then handle state changes."""
-        acked: list[int] = []
-        stopping = False
-        stored = 0
-        with box.transaction():
-            for kind, arg in ops:
-                if kind == _Op.MSG:
-                    box.append(arg)
-                    stored += 1
-                elif kind == _Op.ACK:
-                    self._ack(box, arg, acked)
+        messages = [arg for kind, arg in ops if kind == _Op.MSG]
+        acked, self._unstored_acks = self._unstored_acks, []
+        for kind, arg in ops:
+            if kind == _Op.ACK:
+                self._ack(box, arg, acked)
+
+        def store() -> None:
+            for msg in messages:
+                box.append(msg)
             box.delete(acked)
-        self._committed += stored  # only after COMMIT: flush() promises durability
+
+        sizes = dict.fromkeys(Priority, 0)
+        for msg in messages:
+            sizes[msg.priority] += msg.size
+        if not self._commit(box, store, sizes):
+            self._give_up(box, messages, acked)
+        self._committed += len(messages)  # only after COMMIT (or a counted drop): flush() promises it
+        stopping = False
         for kind, arg in ops:
             if kind == _Op.ONLINE:
                 self._go_online(arg)
@@ -184,6 +227,66 @@ class Spool:
             elif kind == _Op.STOP:
                 stopping = True
         return stopping
+
+    def _commit(
+        self, box: Outbox, work: Callable[[], object], sizes: dict[Priority, int] | None = None
+    ) -> bool:
+        """Run ``work`` in one transaction; on a full disk squeeze the outbox and retry. False: gave up.
+
+        ``sizes``: the bytes by priority of the messages ``work`` adds."""
+        sizes = sizes or {}
+        size = sum(sizes.values())
+        for _ in range(_FULL_TRIES):
+            try:
+                box.evict_for(sizes)
+                with box.transaction(size):
+                    work()
+                return True
+            except OutboxFull as exc:
+                self._full(box, str(exc))
+                box.squeeze(size)
+        return False
+
+    def _give_up(self, box: Outbox, messages: list[Message], acked: list[int]) -> None:
+        """Even an almost empty outbox did not fit: the batch is dropped and counted (never silently)."""
+        for msg in messages:
+            box.count_lost(msg.priority)
+        self._unstored_acks = acked  # the rows stay until a delete fits; they are acknowledged already
+        log.error("outbox_batch_lost", messages=len(messages), reason="disk full", dropped=dict(box.dropped))
+
+    def _full(self, box: Outbox, reason: str) -> None:
+        if self.disk_full is not None:
+            return
+        self._full_probe = time.monotonic() + FULL_PROBE_S
+        self.disk_full = reason
+        log.error(
+            "outbox_disk_full", path=str(self._path), stored_bytes=box.bytes, dropping="lowest priority first"
+        )
+        self._tell(True, reason)
+
+    def _probe(self, box: Outbox) -> None:
+        """While squeezed: every FULL_PROBE_S, look for room (free disk and free pages in the file);
+        with enough of it the configured bound is back. Until then the bound stays low (no flapping)."""
+        if self.disk_full is None or time.monotonic() < self._full_probe:
+            return
+        self._full_probe = time.monotonic() + FULL_PROBE_S
+        box.checkpoint()
+        if self._unstored_acks and self._commit(box, lambda: box.delete(self._unstored_acks)):
+            self._unstored_acks = []
+        if box.room() < min(ROOM_BACK, box.max_bytes - box.bytes):
+            return
+        box.relax()
+        was, self.disk_full = self.disk_full, None
+        log.info("outbox_disk_space_back", was=was, room_bytes=box.room())
+        self._tell(False, "the outbox has room again")
+
+    def _tell(self, full: bool, reason: str) -> None:
+        if self._on_disk_full is None:
+            return
+        try:
+            self._on_disk_full(full, reason)
+        except Exception:  # the owner's report must not stop delivery
+            log.exception("disk_full_hook_failed")
 
     def _ack(self, box: Outbox, arg: tuple[int, str | None], acked: list[int]) -> None:
         mid, failure = arg
@@ -248,4 +351,6 @@ class Spool:
             "dropped": dict(self.dropped),
             "expired": self.expired,
             "queued": self._accepted - self._committed,
+            "disk_full": self.disk_full,
+            "writer_failed": self.failure,
         }

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from agent.config.observers import QuotaConfig
 
 Clock = Callable[[], float]
+MAX_QUOTA = 10_000_000  # samples per period at most: beyond it a float bucket loses meaning
 _PERIODS = (("per_minute", 60.0), ("per_hour", 3600.0), ("per_day", 86400.0))
 
 

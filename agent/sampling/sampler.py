@@ -136,8 +136,12 @@ class Sampler(FrameObserver):
     def _snapshot(self, frame: Frame, result: InferenceResult, payload: ResultPayload) -> None:
         with self._snap_lock:
             waiting, self._snapshots = self._snapshots, []
+        if not waiting:  # every waiter withdrew meanwhile
+            return
         sample_id = self._enqueue(frame, result, payload, [SNAPSHOT])
         for future in waiting:
+            if future.done():  # never expected (waiters withdraw, they do not cancel); never fatal
+                continue
             if sample_id is None:
                 future.set_exception(AgentError("the sample queue is full; try again"))
             else:
@@ -193,6 +197,15 @@ class Sampler(FrameObserver):
         with self._snap_lock:
             self._snapshots.append(future)
         return future
+
+    def withdraw_snapshot(self, future: Future[str]) -> bool:
+        """The waiter gave up: forget its request. False when a frame already took it (the
+        future then has its outcome, or gets it at once)."""
+        with self._snap_lock:
+            if future in self._snapshots:
+                self._snapshots.remove(future)
+                return True
+        return False
 
     # -- the worker ---------------------------------------------------------------------
     def _work(self) -> None:

@@ -90,7 +90,19 @@ def _raise_every_kind(h: Harness, tmp_path: Path) -> list[Event]:
 def test_every_event_the_parts_raise_validates_on_the_wire(build: Build, tmp_path: Path) -> None:
     h = build(f"dir:{frames_dir(tmp_path / 'frames', 2)}", slow_package(tmp_path / "pkg", 1))
     # The composition root raises camera events with the same constructor (Agent._on_camera).
-    raised = [*_raise_every_kind(h, tmp_path), events.camera("offline"), events.camera("online")]
+    # So do the publisher (outbox_disk, through Publisher's emit) and the replay skips (Agent.skips).
+    raised = [
+        *_raise_every_kind(h, tmp_path),
+        events.camera("offline"),
+        events.camera("online"),
+        events.outbox_disk(
+            True, "outbox o.db: the disk is full", {"sample": 0, "result": 3, "event": 0, "defect": 1}
+        ),
+        events.outbox_disk(
+            False, "the outbox has room again", {"sample": 0, "result": 3, "event": 0, "defect": 1}
+        ),
+        events.image_skipped("dir:/data", "a.png", "empty file", 1),
+    ]
     for event in raised:
         wire = json.loads(encode(event_payload(DEVICE, event)))  # what Agent.emit publishes
         jsonschema.validate(wire, schema("event"))

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from agent.events import EventKind, Severity
+from agent.model.loaded import LoadedModel
+from agent.pipeline.swap import ReloadBusy
 from tests.unit.pipeline.conftest import Harness, frames_dir, slow_package
 
 Build = Callable[..., Harness]
@@ -87,3 +93,34 @@ def test_broken_package_is_refused_and_running_model_kept(build: Build, tmp_path
     assert current.resolve() == v1.resolve()
     assert h.run_until(lambda: h.pipeline.counters.inspected >= 5, 30)
     assert {r["model"]["version"] for r in h.sink.on("result")} == {"1.0.0"}
+
+
+def test_a_flood_of_reloads_is_coalesced_into_one_load_then_rate_limited(
+    build: Build, tmp_path: Path
+) -> None:
+    """Issue 12 case 5: 500 reload-model commands started 500 loader threads and stalled inspection."""
+    current, _v1, v2 = _store(tmp_path, 1, 1000)
+    frames = frames_dir(tmp_path / "frames", 10)
+    h = build(f"dir:{frames}", current, camera={"loop": True})
+    loads: list[str] = []
+    real = h.slot._loader
+
+    def slow(path: str) -> LoadedModel:
+        loads.append(path)
+        time.sleep(0.5)
+        return real(path)
+
+    h.slot._loader = slow
+    h.pipeline.start()
+    _repoint(current, v2)
+    threads = threading.active_count()
+    futures = [h.slot.request() for _ in range(200)]  # the same (default) path: one load, one outcome
+    assert threading.active_count() <= threads + 1
+    assert len({id(f) for f in futures}) == 1
+    with pytest.raises(ReloadBusy, match="busy"):
+        h.slot.request(str(tmp_path / "elsewhere"))  # another package while one loads: busy
+    assert h.run_until(futures[0].done, 30)
+    assert futures[0].result()["version"] == "2.0.0" and len(loads) == 1
+    with pytest.raises(ReloadBusy, match="retry in"):
+        h.slot.request()  # right after a load: rate-limited
+    h.pipeline.stop()

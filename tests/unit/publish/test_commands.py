@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -188,3 +189,25 @@ def test_replies_go_to_the_response_topic_when_there_is_one() -> None:
 def test_without_a_usable_response_topic_replies_go_under_the_command(response: str | None) -> None:
     # MQTT 3.1.1 has no response topic at all: this is its path.
     assert reply_topic("p/s/l/d/cmd/ping", response) == "p/s/l/d/cmd/ping/reply"
+
+
+def test_a_command_flood_is_answered_busy_beyond_the_rate_limit() -> None:
+    router = CommandRouter(rate_per_s=10, burst=20)
+    replies: list[dict[str, Any]] = []
+    done = threading.Event()
+
+    def reply(_req: CommandRequest, response: dict[str, Any]) -> None:
+        replies.append(response)
+        if len(replies) == 500:
+            done.set()
+
+    started = time.monotonic()
+    for _ in range(500):
+        router.submit(CommandRequest("ping", b"", "r"), reply)
+    assert done.wait(10)
+    elapsed = time.monotonic() - started
+    ok = sum(1 for r in replies if r["ok"])
+    busy = [r for r in replies if not r["ok"]]
+    assert 20 <= ok <= 20 + 10 * elapsed + 1
+    assert busy and all("busy" in r["error"] for r in busy)
+    router.close()

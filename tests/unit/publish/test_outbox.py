@@ -11,7 +11,7 @@ import pytest
 
 from agent.errors import PublishError
 from agent.publish.base import Message, Priority
-from agent.publish.outbox import Outbox
+from agent.publish.outbox import Outbox, OutboxFull
 from tests.support.paths import REPO
 
 SIZE = 103  # bytes one msg() costs: 100 of payload and the 3-byte topic
@@ -169,3 +169,23 @@ def test_committed_rows_survive_sigkill_in_the_middle_of_a_transaction(tmp_path:
     assert box._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     box.close()
     assert not os.path.exists(f"{path}.corrupt")
+
+
+def test_a_commit_the_disk_refuses_rolls_back_with_its_counters(box: Outbox) -> None:
+    add(box, msg(1), msg(2))
+    pages = box._db.execute("PRAGMA page_count").fetchone()[0]
+    box._db.execute(f"PRAGMA max_page_count={pages}").fetchone()  # SQLite's own SQLITE_FULL, no root needed
+    with pytest.raises(OutboxFull, match="disk is full"):
+        add(box, *(msg(i, Priority.DEFECT, size=4000) for i in range(20)))
+    assert (box.depth, box.bytes, box.dropped["defect"]) == (2, 2 * SIZE, 0)
+    box.squeeze(20 * 4003)  # the owner's answer: a lower bound, evicting the lowest priority first
+    box.evict_for({Priority.DEFECT: 4003})
+    assert box.depth == 0 and box.dropped["event"] == 2
+
+
+def test_only_a_damaged_file_is_set_aside(tmp_path: Path) -> None:
+    locked = tmp_path / "dir-not-db"
+    locked.mkdir()
+    with pytest.raises(PublishError, match="cannot open outbox"):
+        Outbox(locked, 1 << 20, 1e12)  # a directory: an error, not a "corrupt" file to rename
+    assert not list(tmp_path.glob("*.corrupt-*"))

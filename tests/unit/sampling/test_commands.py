@@ -125,3 +125,62 @@ def test_invalid_sampling_config_is_reported_with_its_key(tmp_path: Path) -> Non
     text = "\n".join(info.value.problems)
     assert "sampling.random.rate: must be between 0 and 1" in text
     assert "sampling.dedup.max_distance" in text and "sampling.bogus: unknown key" in text
+
+
+# -- issue 12, cases 2 and 6: commands that time out, and absurd values -----------------------
+def test_a_snapshot_that_times_out_does_not_crash_the_next_frame() -> None:
+    sink = RecordingSink()
+    sampler = make(sink)
+    router = CommandRouter()
+    register_sampling_commands(router, sampler)
+    for timeout in (0, 0.01):
+        reply = call(router, "snapshot", {"timeout_s": timeout})
+        assert not reply["ok"] and "no frame inspected" in str(reply["error"]), reply
+    sampler.observe(frame(0), result(0.99), payload())  # used to raise InvalidStateError (exit 3)
+    assert sampler.flush(5)
+    assert sink.messages == []  # nobody waits for those snapshots any more: nothing is sampled for them
+    ok = threading.Thread(target=lambda: sampler.observe(frame(1), result(0.99), payload()))
+    waiting = threading.Timer(0.2, ok.start)
+    waiting.start()
+    reply = call(router, "snapshot", {"timeout_s": 5})
+    assert reply["ok"], reply
+    sampler.close()
+
+
+def test_snapshot_refuses_a_timeout_out_of_range() -> None:
+    sampler = make(RecordingSink())
+    router = CommandRouter()
+    register_sampling_commands(router, sampler)
+    for bad in (b"-1", b"1e400", b"61"):
+        reply = router.handle("snapshot", b'{"timeout_s": ' + bad + b"}")
+        assert not reply["ok"] and "timeout_s" in str(reply["error"]), (bad, reply)
+    sampler.close()
+
+
+def test_set_sampling_refuses_absurd_values_and_replies_strict_json() -> None:
+    sampler = make(RecordingSink())
+    router = CommandRouter()
+    register_sampling_commands(router, sampler, labels=lambda: ("ok", "scratch"))
+    for raw, error in [
+        (b'{"policy": "near_threshold", "threshold": -1e400}', "threshold"),
+        (b'{"policy": "near_threshold", "threshold": 1e400}', "threshold"),
+        (b'{"policy": "near_threshold", "threshold": 1e9}', "threshold"),
+        (b'{"policy": "classes", "labels": ["scratch", "dent"]}', "dent"),
+        (b'{"policy": "random", "per_minute": 1' + b"0" * 400 + b"}", "per_minute"),
+        (b'{"per_day": -1}', "per_day"),
+        (b'{"policy": "random", "per_hour": -5}', "per_hour"),
+    ]:
+        reply = router.handle("set-sampling", raw)
+        assert not reply["ok"] and error in str(reply["error"]), (raw[:60], reply)
+        assert "internal error" not in str(reply["error"])
+        json.loads(json.dumps(reply, allow_nan=False))  # strict JSON: no NaN/Infinity anywhere
+    assert sampler.quota.config.per_day is None or sampler.quota.config.per_day >= 0
+    assert call(router, "set-sampling", {"policy": "classes", "labels": ["scratch"]})["ok"]
+    sampler.close()
+
+
+def test_a_command_reply_is_always_strict_json() -> None:
+    from agent.publish.mqtt import reply_json
+
+    body = reply_json({"ok": True, "command": "status", "result": {"fps": float("nan"), "x": [float("inf")]}})
+    assert json.loads(body) == {"ok": True, "command": "status", "result": {"fps": None, "x": [None]}}
