@@ -158,6 +158,7 @@ check_platform() {
     if [[ $tegra =~ R(3[0-5]|2[0-9]) ]]; then
         refuse "JetPack 5 or older (L4T ${BASH_REMATCH[0]}, $tegra) ships Python 3.8, below requires-python >= 3.10. Flash JetPack 6 (L4T R36)."
     fi
+    PYVER=$pyver
     local major="${pyver%%.*}" minor="${pyver#*.}"
     if (( major < 3 || (major == 3 && minor < 10) )); then
         refuse "Python $pyver ($PYTHON) is below requires-python >= 3.10 (Debian 11 / Pi OS Bullseye ship 3.9). Upgrade the OS or pass --python python3.11."
@@ -185,14 +186,18 @@ select_profile() {
         *) usage_error "--profile '$PROFILE': expected pi, jetson, x86 or collector" ;;
     esac
     [[ $EXTRAS == auto ]] && EXTRAS=$extras
+    # The pinned set for this platform and Python (scripts/pin.py): pi-aarch64-cp311.txt,
+    # jetson-jp6-aarch64-cp310.txt, x86_64-cp311.txt; a plain <profile>.txt wins when present.
+    # The collector uses the pins of the hardware it runs on.
+    local cp="cp${PYVER/./}" candidate
     CONSTRAINTS=
-    local candidate
-    for candidate in "$PROFILE" "$HOST_PROFILE"; do   # the collector on a Pi uses the Pi's pins
-        if [[ -f "$SOURCE/deploy/constraints/$candidate.txt" ]]; then
-            CONSTRAINTS="$SOURCE/deploy/constraints/$candidate.txt"; break
+    for candidate in "$PROFILE.txt" "pi-aarch64-$cp.txt:pi" "jetson-jp6-aarch64-$cp.txt:jetson" "x86_64-$cp.txt:x86"; do
+        [[ $candidate == *:* && ${candidate#*:} != "$HOST_PROFILE" ]] && continue
+        if [[ -f "$SOURCE/deploy/constraints/${candidate%%:*}" ]]; then
+            CONSTRAINTS="$SOURCE/deploy/constraints/${candidate%%:*}"; break
         fi
     done
-    note "extras [${EXTRAS}], constraints ${CONSTRAINTS:-none (deploy/constraints/$PROFILE.txt absent)}"
+    note "extras [${EXTRAS}], constraints ${CONSTRAINTS:-none (no deploy/constraints file for $HOST_PROFILE $cp)}"
 }
 
 # --- venv and pip -------------------------------------------------------------------------------
