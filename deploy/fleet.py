@@ -323,7 +323,7 @@ def common_parser(prog: str, description: str, *positionals: str) -> argparse.Ar
         p.add_argument("package", type=Path, help="package directory or .tar.gz")
     p.add_argument("hosts", nargs="*", metavar="HOST")
     p.add_argument("--inventory", type=Path, help="YAML list or INI/Ansible inventory of hosts")
-    p.add_argument("--user", default=DEFAULT_USER, help=f"SSH user (default {DEFAULT_USER}, see docs/deploy.md)")
+    p.add_argument("--user", default=DEFAULT_USER, help=f"SSH user (default {DEFAULT_USER})")
     p.add_argument("--ssh-port", type=int, help="SSH port")
     p.add_argument("--identity", help="SSH private key")
     p.add_argument("--known-hosts", help="known_hosts file to check host keys against (default: accept-new)")

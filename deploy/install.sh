@@ -261,7 +261,7 @@ install_system_files() {
     if [[ $DO_SYSTEMD -eq 1 ]]; then
         local conf
         for conf in "$R"/usr/lib/sysusers.d/inspection-{agent,deploy}.conf "$R"/etc/sysusers.d/inspection-technicians.conf; do
-            [[ -e $conf || $DRY_RUN -eq 1 ]] && run systemd-sysusers --root="$ROOT" "$conf"
+            if [[ -e $conf || $DRY_RUN -eq 1 ]]; then run systemd-sysusers --root="$ROOT" "$conf"; fi
         done
         run systemd-tmpfiles --create --root="$ROOT" "$R/usr/lib/tmpfiles.d/inspection-agent.conf"
     else
@@ -352,7 +352,7 @@ fix_ownership() {
         run chown "0:${ids#*:}" "$ETC" "$ETC"/*.yaml
         local deploy
         deploy="$(awk -F: -v u="$DEPLOY_USER" '$1 == u {print $3":"$4}' "$R/etc/passwd" 2>/dev/null || true)"
-        [[ -n "$deploy" && -e "$R/var/lib/$DEPLOY_USER" ]] && run chown -R "$deploy" "$R/var/lib/$DEPLOY_USER"
+        if [[ -n "$deploy" && -e "$R/var/lib/$DEPLOY_USER" ]]; then run chown -R "$deploy" "$R/var/lib/$DEPLOY_USER"; fi
     else
         note "user $SERVICE_USER not in $R/etc/passwd (or not root): ownership left as is"
     fi
