@@ -13,7 +13,8 @@ from tests.support.paths import DEMO_MODEL
 def config(tmp_path: Path, extra: str = "") -> Path:
     path = tmp_path / "cam.yaml"
     path.write_text(
-        f"device: {{id: c, site: s, line: l}}\ncamera: {{source: 'synthetic:'}}\nmodel: {{path: {DEMO_MODEL}}}\n{extra}"
+        "device: {id: c, site: s, line: l}\ncamera: {source: 'synthetic:'}\n"
+        f"model: {{path: {DEMO_MODEL}}}\n{extra}"
     )
     return path
 
