@@ -30,8 +30,28 @@ _COMMANDS = {
 }
 
 
+# What a technician or an operator reads in `--help` (the module docstring is for developers).
+DESCRIPTION = (
+    "Edge visual inspection: inspect camera frames with a TFLite or ONNX model, publish results and\n"
+    "defects over MQTT, flash and roll back models, and collect samples for retraining."
+)
+EPILOG = """examples:
+  inspection-agent status                          this device's agent: running? model, fps, broker
+  inspection-agent check --config /etc/inspection-agent/cam-01.yaml
+  inspection-agent model validate /var/lib/inspection-agent/models/demo-defects/current
+
+exit codes: 0 ok, 1 a check found problems, 2 bad usage or config, 3 a model, camera or broker failure.
+On a device, /usr/local/bin/inspection-agent finds the config itself (docs/deploy.md)."""
+
+
+class _Raw(argparse.RawDescriptionHelpFormatter):
+    """Keep the description's and examples' line breaks."""
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="inspection-agent", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="inspection-agent", description=DESCRIPTION, epilog=EPILOG, formatter_class=_Raw
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module in _COMMANDS.items():

@@ -16,14 +16,14 @@ Hosts come from the command line, a YAML list, or an INI/Ansible-style inventory
 
     hosts:
       - host: 10.0.0.21
-        user: root
+        user: inspection-deploy     # the unprivileged deploy user deploy/install.sh creates
         port: 22
         identity: ~/.ssh/line3
         config: /etc/inspection-agent/cam-01.yaml   # optional, per host
 
 INI (the Ansible inventory in deploy/ansible/ works as is; ``[group]`` lines are ignored)::
 
-    10.0.0.21 ansible_user=root ansible_port=22 ansible_ssh_private_key_file=~/.ssh/line3
+    10.0.0.21 ansible_user=inspection-deploy ansible_port=22 ansible_ssh_private_key_file=~/.ssh/line3
     cam-02.line3 user=pi port=2222 config=/etc/inspection-agent/cam-02.yaml
 
 ``--require-gate REPORT.json`` (a ``model compare --gate`` report) is checked here, before any
@@ -56,7 +56,11 @@ from typing import IO, Any
 
 import yaml
 
-DEFAULT_CLI = "/opt/inspection-agent/venv/bin/inspection-agent"
+# The wrapper deploy/install.sh puts on PATH: it runs `store` as the service user through the narrow
+# sudoers rule it installs, so the deploy user needs no root login (stock Raspberry Pi OS has none).
+DEFAULT_CLI = "/usr/local/bin/inspection-agent"
+DEFAULT_USER = "inspection-deploy"
+SERVICE_GROUP = "inspection"
 REFUSED, ROLLED_BACK, TIMEOUT, RELOAD_FAILED, SSH_FAILED = 3, 4, 5, 6, 255
 _ALIASES = {
     "ansible_host": "address",
@@ -198,10 +202,16 @@ class Connection:
         return " ".join([self.device_cli, "store", step, *([package] if package else []), *quoted, "--json"])
 
     def staged(self, command: str) -> str:
-        """POSIX sh: stdin into a fresh staging dir as ``$d/package``, run ``command``, always clean up."""
+        """POSIX sh: stdin into a fresh staging dir as ``$d/package``, run ``command``, always clean up.
+
+        The directory is handed to group inspection (when it exists) so the store CLI, running as
+        the service user, can read the package the deploy user wrote.
+        """
         staging = shlex.quote(f"{self.staging.rstrip('/')}/inspection-flash.XXXXXX")
         return (
             f"d=$(mktemp -d {staging}) || exit {REFUSED}; trap 'rm -rf \"$d\"' EXIT; "
+            f'{{ chgrp {SERVICE_GROUP} "$d" && chmod 0750 "$d"; }} 2>/dev/null; '
+            f"umask 022; "
             f'cat > "$d/package" || {{ echo "transfer: cannot stage the package" >&2; exit {REFUSED}; }}; '
             f"{command}"
         )
@@ -365,7 +375,7 @@ def common_parser(prog: str, description: str, *positionals: str) -> argparse.Ar
         p.add_argument("package", type=Path, help="package directory or .tar.gz")
     p.add_argument("hosts", nargs="*", metavar="HOST")
     p.add_argument("--inventory", type=Path, help="YAML list or INI/Ansible inventory of hosts")
-    p.add_argument("--user", help="SSH user (default: your ssh config)")
+    p.add_argument("--user", default=DEFAULT_USER, help=f"SSH user (default {DEFAULT_USER})")
     p.add_argument("--ssh-port", type=int, help="SSH port")
     p.add_argument("--identity", help="SSH private key")
     p.add_argument("--known-hosts", help="known_hosts file to check host keys against (default: accept-new)")

@@ -126,14 +126,33 @@ log: {{level: info, format: console}}
             sub.disconnect()
             broker.terminate()
             broker.wait(5)
-        defective = sum(label != "ok" for label in labels)
-        caught = sum(labels[int(str(d["frame"]))] != "ok" for d in seen)
-        print(
-            f"\nagent exited with {code}; {len(seen)} defect events received over MQTT; "
-            f"the clip has {defective} defective parts, {caught} of them reported",
-            flush=True,
-        )
+        print(f"\nagent exited with {code}; {len(seen)} defect events received over MQTT", flush=True)
+        print(summarize(labels, seen), flush=True)
         return code
+
+
+def summarize(truth: list[str], events: list[dict[str, object]]) -> str:
+    """Caught, missed, false alarms and class errors, each with its frames: the per-frame lines
+    above show them one by one, this says what they add up to ("ok" is the only good label)."""
+    reported = {int(str(e["frame"])): str(e["label"]) for e in events}
+    defects = [i for i, label in enumerate(truth) if label != "ok"]
+    caught = [i for i in defects if i in reported]
+    missed = [i for i in defects if i not in reported]
+    false_alarms = sorted(i for i in reported if i < len(truth) and truth[i] == "ok")
+    class_errors = [i for i in caught if reported[i] != truth[i]]
+
+    def frames(items: list[int]) -> str:
+        return f" (frames {', '.join(map(str, items))})" if items else ""
+
+    return "\n".join(
+        [
+            f"defective parts in the clip: {len(defects)}",
+            f"  caught:       {len(caught)}",
+            f"  missed:       {len(missed)}{frames(missed)}",
+            f"  false alarms: {len(false_alarms)}{frames(false_alarms)} (good parts reported as defects)",
+            f"  class errors: {len(class_errors)}{frames(class_errors)} (caught, but the wrong defect named)",
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's demo: a local mosquitto, the agent inspecting a replayed conveyor clip with the
 # committed int8 demo model, and a subscriber printing every defect event as it arrives.
-#   scripts/demo.sh [--runtime tflite|onnx] [--frames N] [--source synthetic]
+#   scripts/demo.sh [--runtime auto|tflite|onnx] [--frames N] [--fps F]     (--help: scripts/demo.py's)
 # Everything runs on loopback in a temporary directory and is stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."

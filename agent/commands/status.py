@@ -107,7 +107,10 @@ def _latency(latency: dict[str, dict[str, float]]) -> str:
 
 
 def _outbox(out: dict[str, Any]) -> str:
-    link = "connected" if out.get("connected") else f"DISCONNECTED ({out.get('last_error')})"
+    error = out.get("last_error")
+    link = "connected" if out.get("connected") else f"DISCONNECTED ({error})"
+    if out.get("connected") and error and str(error).startswith("session taken over"):
+        link += f" but {error}"  # two devices fighting over one client id are connected half the time
     dropped = sum((out.get("dropped") or {}).values())
     return f"{link}; depth {out.get('depth')} ({out.get('bytes')} bytes), dropped {dropped}"
 
@@ -115,11 +118,14 @@ def _outbox(out: dict[str, Any]) -> str:
 def _drift(drift: dict[str, Any] | None) -> str:
     if not drift or not drift.get("enabled"):
         return "off"
-    state = "ALARM" if drift.get("active") else "ok"
+    # "ok" with drifting windows read as a contradiction: the alarm needs raise_after drifting
+    # windows in a row, so a lone one is shown as not (yet) an alarm.
+    windows, drifting = drift.get("windows") or 0, drift.get("drifting_windows") or 0
+    quiet = "no alarm (it needs drifting windows in a row)" if drifting else "ok"
+    state = "ALARM" if drift.get("active") else quiet
     reasons = (drift.get("last") or {}).get("reasons") or []
-    return f"{state}; {drift.get('windows')} windows, {drift.get('drifting_windows')} drifting" + (
-        f"; last: {', '.join(reasons)}" if reasons else ""
-    )
+    counts = f"{drifting} of {windows} window{'s' if windows != 1 else ''} drifted"
+    return f"{state}; {counts}" + (f"; last: {', '.join(reasons)}" if reasons else "")
 
 
 def _system(s: dict[str, Any]) -> str:

@@ -90,7 +90,10 @@ class HealthReporter:
         self.last: dict[str, Any] | None = None
 
     def start(self) -> None:
-        """Start the Prometheus endpoint when configured; AgentError if it cannot listen."""
+        """Write a first health.json, then start the Prometheus endpoint when configured (AgentError
+        if it cannot listen). Without the first file `status` says NOT RUNNING for the whole first
+        interval of a running agent; this one says "starting" (or "ok") at once."""
+        self._guard("file", lambda: statefile.write_atomic(self.path, self._collect(time.monotonic())))
         if self._cfg.health.prometheus is not None:
             from agent.health.prometheus import PrometheusExporter
 

@@ -126,6 +126,38 @@ def _tensor(spec: Any) -> dict[str, Any]:
     return {"name": spec.name, "shape": list(spec.shape), "dtype": str(spec.dtype), "quantization": quant}
 
 
+LONG_LIST = 8  # longer lists of numbers (the drift reference's quantiles) are summarized for people
+
+
+def readable_manifest(text: str) -> str:
+    """The manifest for a person: long number lists (256 reference quantiles) as one summary line.
+    ``--json`` keeps the manifest as written."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text.rstrip()
+    return str(
+        yaml.safe_dump(
+            _summarized(doc), sort_keys=False, width=110, default_flow_style=None, allow_unicode=True
+        )
+    ).rstrip()
+
+
+def _summarized(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _summarized(v) for k, v in node.items()}
+    if not isinstance(node, list):
+        return node
+    if len(node) > LONG_LIST and all(isinstance(v, int | float) and not isinstance(v, bool) for v in node):
+        ordered = sorted(node)
+        return (
+            f"{len(node)} values: min {ordered[0]:g}, median {ordered[len(node) // 2]:g}, max {ordered[-1]:g}"
+        )
+    return [_summarized(v) for v in node]
+
+
 def _info(args: argparse.Namespace) -> int:
     from agent.config.schema import ModelConfig
     from agent.model.package import MANIFEST, open_package
@@ -147,7 +179,7 @@ def _info(args: argparse.Namespace) -> int:
     if args.json:
         _out(json.dumps({"manifest": text, "labels": list(first.labels), "tensors": tensors}, sort_keys=True))
         return 0
-    _out(text.rstrip())
+    _out(readable_manifest(text))
     for name, info in tensors.items():
         _out(f"\n{name}: {info['file']}")
         for role in ("inputs", "outputs"):

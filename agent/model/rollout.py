@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -158,13 +159,19 @@ def reload_agent(method: str, config: Path | None) -> None:
             raise StepFailed("reload", f"unknown reload method {method!r} (systemd needs --config)")
         unit = f"inspection-agent@{config.stem}.service"
     try:
-        proc = subprocess.run(
-            ["systemctl", "reload", unit], capture_output=True, text=True, timeout=60, check=False
-        )
+        proc = subprocess.run(reload_argv(unit), capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise StepFailed("reload", f"cannot run systemctl reload {unit}: {exc}") from exc
     if proc.returncode != 0:
         raise StepFailed("reload", f"systemctl reload {unit} failed: {proc.stderr.strip()}")
+
+
+def reload_argv(unit: str, euid: int | None = None) -> list[str]:
+    """``systemctl reload UNIT``; as the service user through ``sudo -n``, which the rule that
+    deploy/install.sh writes allows for agent units only (no root login on the device)."""
+    argv = ["systemctl", "reload", unit]
+    uid = os.geteuid() if euid is None else euid
+    return argv if uid == 0 or shutil.which("sudo") is None else ["sudo", "-n", *argv]
 
 
 def switch_and_confirm(store: ModelStore, name: str, version: str, reload: Reload) -> Outcome:

@@ -37,6 +37,10 @@ from agent.publish.spool import Spool
 
 log = structlog.get_logger(__name__)
 
+SESSION_TAKEN_OVER = 142  # MQTT 5 DISCONNECT reason: a client connected with our client id
+# Brokers that just close the old connection (mosquitto < 2.0.15, any MQTT 3.1.1 session) leave a
+# signature instead: every connection accepted, then closed within seconds, again and again.
+QUICK_DROP_S, QUICK_DROPS = 5.0, 3
 SEND_WINDOW = 1000  # unacknowledged QoS 1 messages at once; the drain rate depends on it
 _OK = (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN)  # NO_CONN: paho keeps it, resends
 
@@ -67,6 +71,9 @@ class Publisher:
         self._spool = Spool(
             path, outbox.max_bytes, outbox.max_age_s, self, SEND_WINDOW, on_disk_full=self._disk_full
         )
+        self._client_id = client_id
+        self._takeovers = self._quick_drops = 0
+        self._connected_at = 0.0
         self._client = self._make_client(client_id, password)
         self._router: CommandRouter | None = None
         self._connected = False
@@ -277,6 +284,7 @@ class Publisher:
             self._note_failure(f"broker refused the connection: {rc} (code {rc.value})")
             return
         self._connected = True
+        self._connected_at = time.monotonic()
         self._connects += 1
         self._fail_logged = None
         log.info("mqtt_connected", host=self._cfg.host, port=self._cfg.port, connects=self._connects)
@@ -294,13 +302,59 @@ class Publisher:
             self._fail_logged = error
             log.error("mqtt_connect_failed", error=error, retry="with backoff")
 
-    def _on_disconnect(self, _c: paho.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
+    def _on_disconnect(self, _c: paho.Client, _u: Any, flags: Any, rc: ReasonCode, _p: Any) -> None:
         was = self._connected
         self._connected = False
         self._spool.offline()
-        if was and not self._stopped:
-            self._last_error = f"connection lost: {rc}"
-            log.warning("mqtt_connection_lost", reason=str(rc), retry="reconnecting")
+        if not was or self._stopped:
+            return
+        lived = time.monotonic() - self._connected_at
+        evidence = self._takeover_evidence(rc, bool(flags.is_disconnect_packet_from_server), lived)
+        if evidence is not None:
+            self._taken_over(evidence)
+            return
+        self._last_error = f"connection lost: {rc}"
+        log.warning("mqtt_connection_lost", reason=str(rc), retry="reconnecting")
+
+    def _takeover_evidence(self, rc: ReasonCode, from_server: bool, lived: float) -> str | None:
+        """Why this drop is another client taking our client id over, or None."""
+        cfg = self._cfg
+        if rc.value == SESSION_TAKEN_OVER:
+            return "the broker said: Session taken over (reason code 142)"
+        if lived > 2 * cfg.reconnect_max_s:  # the connection held: any fight over the id is over
+            if self._takeovers:
+                self._client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)  # type: ignore[arg-type]
+            self._takeovers = self._quick_drops = 0
+            return None
+        if from_server:
+            return None
+        if self._takeovers:
+            return "the broker keeps closing the connection"
+        self._quick_drops = self._quick_drops + 1 if lived < QUICK_DROP_S else 0
+        if self._quick_drops < QUICK_DROPS:
+            return None
+        return (
+            f"the broker closed {QUICK_DROPS} connections in a row within {QUICK_DROP_S:.0f} s of accepting"
+        )
+
+    def _taken_over(self, evidence: str) -> None:
+        """Two clients share our client id (two devices installed with the same device.id): the
+        broker drops each when the other connects, forever. Say so once, with the fix, and back
+        off (doubling up to reconnect_max_s) so the pair does not hammer the broker."""
+        cfg = self._cfg
+        self._takeovers += 1
+        delay = min(cfg.reconnect_max_s, cfg.reconnect_min_s * 2**self._takeovers)
+        self._client.reconnect_delay_set(delay, cfg.reconnect_max_s)  # type: ignore[arg-type]
+        fix = "give each device its own device.id (or mqtt.client_id)"
+        self._last_error = f"session taken over: another device uses client id {self._client_id}: {fix}"
+        if self._takeovers == 1:
+            log.error(
+                "mqtt_session_taken_over",
+                client_id=self._client_id,
+                evidence=evidence,
+                fix=fix,
+                retry_in_s=delay,
+            )
 
     def _on_publish(self, _c: paho.Client, _u: Any, mid: int, rc: ReasonCode, _p: Any) -> None:
         self._spool.acked(mid, f"{rc} (code {rc.value})" if rc.is_failure else None)

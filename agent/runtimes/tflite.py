@@ -8,7 +8,12 @@ the CPU with ``threads``; delegates such as a Coral's ``libedgetpu.so.1`` are lo
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,40 @@ from agent.runtimes.base import RuntimeKind, TensorSpec
 log = structlog.get_logger(__name__)
 
 _MODULES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow.lite")
+_NATIVE_INFO = b"INFO: Created TensorFlow Lite"
+
+
+@contextlib.contextmanager
+def native_stderr_to_log() -> Iterator[None]:
+    """The C++ library writes "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." straight to
+    fd 2 for every interpreter, past Python's logging, so every command printed it. For the
+    interpreter's construction only, fd 2 goes to a temporary file; afterwards that line becomes a
+    debug event and anything else (another thread's output, a real error) is written back unchanged."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no fd 2 to redirect (closed, or an embedding without one)
+        yield
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            lines = capture.read().splitlines(keepends=True)
+    rest = [line for line in lines if not line.startswith(_NATIVE_INFO)]
+    # Into the agent's log at debug; a one-shot command (`model info`) configures no log, and
+    # structlog's default would print it after all.
+    for line in lines if structlog.is_configured() else []:
+        if line.startswith(_NATIVE_INFO):
+            log.debug("tflite_native_info", message=line.decode(errors="replace").strip())
+    if rest:
+        os.write(2, b"".join(rest))
 
 
 def _import_interpreter() -> Any:
@@ -50,14 +89,15 @@ class TFLiteRuntime:
         module = _import_interpreter()
         loaded = [self._delegate(module, d) for d in delegates or []]
         try:
-            self._interp = module.Interpreter(
-                model_path=str(model_file), num_threads=threads, experimental_delegates=loaded or None
-            )
-            # A dynamic input is allocated by set_input_shape at its real size: its placeholder
-            # size (often 1x1) may be too small for the graph and fail to prepare.
-            self._allocated = not any(int(d) < 0 for d in self._signature(self._interp))
-            if self._allocated:
-                self._interp.allocate_tensors()
+            with native_stderr_to_log():
+                self._interp = module.Interpreter(
+                    model_path=str(model_file), num_threads=threads, experimental_delegates=loaded or None
+                )
+                # A dynamic input is allocated by set_input_shape at its real size: its placeholder
+                # size (often 1x1) may be too small for the graph and fail to prepare.
+                self._allocated = not any(int(d) < 0 for d in self._signature(self._interp))
+                if self._allocated:
+                    self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{model_file.name} is not a loadable TFLite model: {first_line(exc)}") from exc
         self._in = self._interp.get_input_details()
@@ -89,7 +129,8 @@ class TFLiteRuntime:
             return
         try:
             self._interp.resize_tensor_input(self._in_index, list(shape), strict=True)
-            self._interp.allocate_tensors()
+            with native_stderr_to_log():
+                self._interp.allocate_tensors()
             self._allocated = True
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot set TFLite input shape {shape}: {first_line(exc)}") from exc

@@ -346,7 +346,7 @@ def test_ansible_playbooks_flash_in_batches_and_roll_back(
         "ansible-playbook", "-i", str(inv), str(REPO / "deploy" / "ansible" / "flash-model.yml"),
         "-e", f"package={make_tarball(make_package(tmp_path / 'v2', version='2.0.0'))}",
         "-e", f"store={device}", "-e", "reload=none", "-e", "use_become=false",
-        "-e", f"agent_cli='{DEVICE_CLI}'",
+        "-e", "service_group=", "-e", f"agent_cli='{DEVICE_CLI}'",
         "-e", f"validate_cmd='{validate_cmd}'",
     ]  # fmt: skip
     result = subprocess.run(argv, capture_output=True, text=True, timeout=240, check=False, env=env)

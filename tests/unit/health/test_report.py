@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import time
 from collections.abc import Callable
 
 import jsonschema
 import structlog
 
+from agent.cli import main
 from agent.errors import PublishError
 from agent.health import statefile
 from agent.pipeline.stats import LatencyWindow
@@ -106,3 +110,16 @@ def test_stop_marks_the_file_stopped(rig: Callable[..., Rig]) -> None:
     doc = statefile.read(r.reporter.path)
     assert doc is not None and doc["state"] == "stopped" and doc["reason"] == "SIGTERM"
     jsonschema.validate(doc, SCHEMA)
+
+
+def test_start_writes_a_first_file_so_status_sees_a_starting_agent(rig: Callable[..., Rig]) -> None:
+    r = rig()
+    r.watch.ready = False  # the camera and model are not up yet
+    r.reporter.start()
+    doc = statefile.read(r.reporter.path)
+    assert doc is not None and doc["state"] == "starting" and doc["pid"] == os.getpid()
+    jsonschema.validate(doc, SCHEMA)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["status", "--config", str(r.cfg.base_dir / "agent.yaml")])
+    assert code == 0 and "NOT RUNNING" not in out.getvalue() and "starting" in out.getvalue()

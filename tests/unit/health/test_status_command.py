@@ -74,3 +74,24 @@ def test_a_garbled_file_is_a_one_line_error(
     code = main(["status", "--config", str(r.cfg.base_dir / "agent.yaml")])
     err = capsys.readouterr().err
     assert code == 3 and "is not a health report (invalid JSON" in err and len(err.splitlines()) == 1
+
+
+def test_drift_line_does_not_contradict_itself() -> None:
+    from agent.commands.status import _drift
+
+    lone = {"enabled": True, "active": False, "windows": 1, "drifting_windows": 1}
+    assert _drift(lone) == "no alarm (it needs drifting windows in a row); 1 of 1 window drifted"
+    assert _drift({**lone, "drifting_windows": 0, "windows": 4}) == "ok; 0 of 4 windows drifted"
+    alarm = {**lone, "active": True, "windows": 9, "drifting_windows": 3, "last": {"reasons": ["brightness"]}}
+    assert _drift(alarm) == "ALARM; 3 of 9 windows drifted; last: brightness"
+
+
+def test_a_session_takeover_shows_even_while_connected() -> None:
+    from agent.commands.status import _outbox
+
+    error = "session taken over: another device uses client id x: give each device its own device.id"
+    line = _outbox({"connected": True, "last_error": error, "depth": 0, "bytes": 0})
+    assert line.startswith(f"connected but {error}")
+    assert _outbox({"connected": True, "last_error": "connection lost: x", "depth": 0}).startswith(
+        "connected;"
+    )

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from agent.cli import main
+from tests.support.paths import DEMO_MODEL
 from tests.unit.model.packages import FIXTURES, golden_dir, write_package
 
 
@@ -92,6 +93,18 @@ def test_info_prints_manifest_and_tensors(tmp_path: Path, capsys: pytest.Capture
         "scale": 0.00390625,
         "zero_point": -128,
     }
+
+
+def test_info_summarizes_the_reference_quantiles_for_people(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["model", "info", str(DEMO_MODEL)]) == 0
+    out = capsys.readouterr().out
+    quantiles = yaml.safe_load((DEMO_MODEL / "manifest.yaml").read_text())["reference"]["top1_confidence"]
+    assert len(quantiles) == 256
+    assert f"top1_confidence: '256 values: min {min(quantiles):g}, " in out
+    assert len(out.splitlines()) < 100 and "labels: [ok, scratch, spot, crack, hole]" in out
+    assert main(["model", "info", str(DEMO_MODEL), "--json"]) == 0  # machines still get it all
+    manifest = yaml.safe_load(json.loads(capsys.readouterr().out)["manifest"])
+    assert manifest["reference"]["top1_confidence"] == quantiles
 
 
 def test_bad_usage_and_broken_packages_get_one_line_errors(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import sys
 import tarfile
 from pathlib import Path
@@ -213,3 +214,10 @@ def test_state_file_comes_from_the_agent_config(tmp_path: Path) -> None:
     )
     assert rollout.state_file_for(cfg, None) == tmp_path / "st" / "model-state.json"
     assert rollout.state_file_for(cfg, tmp_path / "x.json") == tmp_path / "x.json"
+
+
+def test_reload_goes_through_sudo_only_for_the_service_user() -> None:
+    unit = "inspection-agent@cam-01.service"
+    assert rollout.reload_argv(unit, euid=0) == ["systemctl", "reload", unit]
+    if shutil.which("sudo"):
+        assert rollout.reload_argv(unit, euid=998) == ["sudo", "-n", "systemctl", "reload", unit]
