@@ -132,3 +132,43 @@ def test_every_pin_has_a_wheel_for_the_platform(profile: object, python: str, tm
     assert {n: resolved.get(n) for n in pinned} == pinned
     if python == profile.python:
         assert set(resolved) == set(pinned), "pins are incomplete: run python scripts/pin.py"
+
+
+def test_jetpack_5_python_is_below_requires_python() -> None:
+    """docs/deploy.md: JetPack 5 (Python 3.8) is unsupported because of requires-python."""
+    from packaging.specifiers import SpecifierSet
+
+    requires = SpecifierSet(pin.pyproject()["project"]["requires-python"])
+    assert "3.8" not in requires and all(p.python in requires for p in PROFILES)
+
+
+def has_wheel(package: str, arch: str, target: Path) -> bool:
+    """Whether the index has a CPython 3.11 Linux wheel of ``package`` for ``arch``."""
+    index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple")
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "--isolated",
+        "install",
+        "--dry-run",
+        "--ignore-installed",
+        "--no-deps",
+    ]
+    cmd += ["--quiet", "--target", str(target), "--index-url", index, "--only-binary=:all:"]
+    cmd += ["--implementation", "cp", "--python-version", "3.11", "--platform", f"linux_{arch}"]
+    cmd += [arg for minor in range(17, 37) for arg in ("--platform", f"manylinux_2_{minor}_{arch}")]
+    done = subprocess.run([*cmd, package], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0 or "No matching distribution found" in done.stderr, done.stderr[-2000:]
+    return done.returncode == 0
+
+
+@pytest.mark.network
+@pytest.mark.parametrize(
+    "package", ["numpy", "opencv-python-headless", "pyyaml", "ai-edge-litert", "onnxruntime"]
+)
+def test_32_bit_pi_os_has_no_wheels(package: str, tmp_path: Path) -> None:
+    """docs/deploy.md says 32-bit Raspberry Pi OS (armv7l) is unsupported because of this; the
+    same query for 64-bit ARM must succeed, so an unreachable index cannot pass this test."""
+    assert has_wheel(package, "aarch64", tmp_path / "a")
+    assert not has_wheel(package, "armv7l", tmp_path / "b")
