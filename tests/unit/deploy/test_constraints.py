@@ -164,6 +164,7 @@ def has_wheel(package: str, arch: str, target: Path) -> bool:
 
 
 @pytest.mark.network
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "package", ["numpy", "opencv-python-headless", "pyyaml", "ai-edge-litert", "onnxruntime"]
 )
