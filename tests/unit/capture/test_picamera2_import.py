@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,35 +22,43 @@ from tests.support.agentproc import agent_command, write_config
 from tests.support.paths import REPO
 from tests.unit.capture.helpers import camera
 
+FAKES = ("picamera2", "simplejpeg", "libcamera")
 DTYPE_SIZE = (
     "numpy.dtype size changed, may indicate binary incompatibility. "
     "Expected 96 from C header, got 88 from PyObject"
 )
 
 
-def fake_os_picamera2(root: Path, simplejpeg_body: str) -> Path:
-    """picamera2 that imports simplejpeg at import, like the real one; simplejpeg runs ``simplejpeg_body``."""
+def fake_os_picamera2(root: Path, simplejpeg_body: str, libcamera: bool = True) -> Path:
+    """picamera2 that imports libcamera and simplejpeg at import, like the real one; simplejpeg runs
+    ``simplejpeg_body``. Without ``libcamera`` the import fails as on a venv that cannot see the OS's."""
     package = root / "picamera2"
     package.mkdir(parents=True)
-    (package / "__init__.py").write_text("import simplejpeg\n\n\nclass Picamera2:\n    pass\n")
-    if simplejpeg_body:
-        (root / "simplejpeg.py").write_text(simplejpeg_body)
+    (package / "__init__.py").write_text(
+        "import libcamera\nimport simplejpeg\n\n\nclass Picamera2:\n    pass\n"
+    )
+    if libcamera:
+        (root / "libcamera.py").write_text("")
+    (root / "simplejpeg.py").write_text(simplejpeg_body)
     return root
 
 
 @pytest.fixture
-def os_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A directory standing in for /usr/lib/python3/dist-packages, first on sys.path for this test."""
+def os_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A directory standing in for /usr/lib/python3/dist-packages, first on sys.path for this test;
+    the stand-in modules leave sys.modules as they found it."""
     site = tmp_path / "dist-packages"
     site.mkdir()
     monkeypatch.syspath_prepend(str(site))
-    for name in ("picamera2", "simplejpeg"):
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    return site
+    saved = {name: sys.modules.pop(name) for name in FAKES if name in sys.modules}
+    yield site
+    for name in FAKES:
+        sys.modules.pop(name, None)
+    sys.modules.update(saved)
 
 
-def open_error(site: Path, body: str) -> str:
-    fake_os_picamera2(site, body)
+def open_error(site: Path, body: str, libcamera: bool = True) -> str:
+    fake_os_picamera2(site, body, libcamera)
     with pytest.raises(CameraError) as info:
         open_source(camera("picamera2:0"), Path("."))
     return str(info.value)
@@ -80,8 +89,8 @@ def test_other_numpy_import_failures_get_the_same_fix(os_site: Path, body: str) 
 
 
 def test_a_missing_os_dependency_names_it_and_the_apt_package(os_site: Path) -> None:
-    message = open_error(os_site, "")  # picamera2 found, simplejpeg not: pip-installed picamera2
-    assert message.startswith("picamera2 cannot import simplejpeg: ")
+    message = open_error(os_site, "", libcamera=False)  # a pip-installed picamera2 without the OS's
+    assert message.startswith("picamera2 cannot import libcamera: ")
     assert "sudo apt install python3-picamera2" in message and "--system-site-packages" in message
 
 
