@@ -2,9 +2,12 @@
 # Install what the test suite needs and run it. This is the README's test command, and CI runs exactly this.
 #   OS packages: a real MQTT broker, OpenSSH server, GStreamer's RTSP server, ffmpeg, systemd-analyze,
 #   chromium + chromium-driver (the review app's browser tests, through selenium).
-#   Python: a venv in .venv with the agent and its tflite, onnx, dev and train extras (TensorFlow:
-#   one test retrains the demo model on samples the collector gathered).
-# Extra arguments go to pytest (e.g. scripts/test.sh -m "not slow").
+#   Python: a venv in .venv with the agent and its tflite, onnx, dev, collector and web extras, plus
+#   the train extra (TensorFlow, ~1.5 GB: tests marked `train` retrain the demo model) when the
+#   selected tests need it.
+# Extra arguments go to pytest. With none, every test runs (CI runs exactly that).
+#   scripts/test.sh -m "not slow"      the fast part; no TensorFlow is installed for it
+#   scripts/test.sh --quick            the same
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +34,34 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
+if [ "${1:-}" = "--quick" ]; then
+  shift
+  set -- -m "not slow" "$@"
+fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[tflite,onnx,dev,train,collector,web]'
+.venv/bin/python -m pip install -q -e '.[tflite,onnx,dev,collector,web]'
+
+# Ask pytest itself (same arguments: -m, -k, paths) whether any selected test is marked `train`;
+# if the collection fails for any reason, install the extra anyway.
+answer=$(mktemp)
+.venv/bin/python - "$answer" "$@" >/dev/null 2>&1 <<'PY' || echo yes > "$answer"
+import sys
+import pytest
+
+class Probe:
+    found = False
+    def pytest_collection_finish(self, session):
+        Probe.found = any(item.get_closest_marker("train") for item in session.items)
+
+code = pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", *sys.argv[2:]], plugins=[Probe()])
+with open(sys.argv[1], "w") as out:
+    out.write("yes" if Probe.found or code not in (0, 5) else "no")
+PY
+needs_train=$(cat "$answer"); rm -f "$answer"
+if [ "$needs_train" != "no" ]; then
+  .venv/bin/python -m pip install -q -e '.[tflite,onnx,dev,collector,web,train]'
+else
+  echo "no selected test is marked train: the train extra (TensorFlow) is not installed"
+fi
 
 exec .venv/bin/python -m pytest "$@"

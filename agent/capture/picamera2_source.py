@@ -2,7 +2,11 @@
 
 picamera2 is not on PyPI in a usable form (it needs the system libcamera
 bindings), so it is imported lazily here and its absence is reported with the
-fix. Size, pixel format, exposure and gain come from ``camera.picamera2``; the
+fix. The OS's picamera2 and simplejpeg are built against Raspberry Pi OS's numpy
+1.x: a venv that pulled numpy 2 makes their import fail with "numpy.dtype size
+changed" (a ValueError) or similar, reported as one line naming the pinned install.
+
+Size, pixel format, exposure and gain come from ``camera.picamera2``; the
 frame rate from ``camera.fps``. Frames are converted to BGR once per frame with
 a conversion chosen when the source is built (picamera2's ``RGB888`` is already
 BGR in memory, so the default costs nothing).
@@ -10,8 +14,10 @@ BGR in memory, so the default costs nothing).
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,10 +53,7 @@ class Picamera2Source:
     """One Picamera2 camera, configured for continuous video capture of the ``main`` stream."""
 
     def __init__(self, camera: CameraConfig, live: bool) -> None:
-        try:
-            from picamera2 import Picamera2
-        except ImportError as exc:
-            raise CameraError(INSTALL_HINT) from exc
+        Picamera2 = _import_picamera2()
         target = camera.spec.target.strip() or "0"
         if not target.isdigit():
             raise CameraError(f"picamera2:{target}: the camera number must be an integer (0, 1, ...)")
@@ -116,6 +119,35 @@ class Picamera2Source:
                 step()
             except Exception as exc:  # a camera that fails to stop is still closed; nothing to retry
                 log.warning("picamera2_close_failed", source=self.description, error=_one_line(exc))
+
+
+def _import_picamera2() -> Any:
+    """The Picamera2 class, or a CameraError saying why the OS's picamera2 cannot be used here."""
+    try:
+        from picamera2 import Picamera2
+    except ModuleNotFoundError as exc:
+        missing = exc.name or "picamera2"
+        if missing == "picamera2":
+            raise CameraError(INSTALL_HINT) from exc
+        if not missing.startswith("numpy"):  # libcamera, simplejpeg, …: the apt package brings them
+            raise CameraError(
+                f"picamera2 cannot import {missing}: {INSTALL_HINT.partition(': ')[2]}"
+            ) from exc
+        raise CameraError(_numpy_mismatch(exc)) from exc
+    except Exception as exc:  # numpy ABI: ValueError "dtype size changed", ImportError, AttributeError
+        raise CameraError(_numpy_mismatch(exc)) from exc
+    return Picamera2
+
+
+def _numpy_mismatch(exc: BaseException) -> str:
+    """The fix names this venv's own pip, so it can be pasted as is."""
+    pip = Path(sys.prefix) / "bin" / "pip"
+    return (
+        f"picamera2 cannot be imported with numpy {np.__version__} ({_one_line(exc)}): the OS's "
+        f"picamera2/simplejpeg are built for numpy 1.x; keep the venv on numpy 1 like the OS: "
+        f"{pip} install 'numpy<2' 'opencv-python-headless<5' "
+        f"(as deploy/constraints/pi-aarch64-cp311.txt pins; docs/deploy.md)"
+    )
 
 
 def _one_line(exc: BaseException) -> str:

@@ -27,7 +27,7 @@ from tests.support.mosquitto import Mosquitto
 from tests.support.paths import DEMO_MODEL, REPO
 from tests.support.webclient import WebClient
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.train]  # train_demo.py needs TensorFlow
 __all__ = ["collectors"]  # the fixture, used by name
 
 USERS = {"rita": ("reviewer", "rita-password"), "raj": ("reviewer", "raj-password"),

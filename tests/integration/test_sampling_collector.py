@@ -356,6 +356,7 @@ def test_agent_samples_reach_the_collector(
 
 
 @pytest.mark.slow
+@pytest.mark.train
 def test_export_retrains_the_demo_model(
     mosquitto: Mosquitto, unique_prefix: str, collectors: Callable[..., CollectorProcess], tmp_path: Path
 ) -> None:

@@ -21,7 +21,7 @@ import pytest
 from agent.model.store import ModelStore
 from tests.support.agentproc import agent_command
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.train]  # TensorFlow trains here
 
 OLD_LABELS = ("ok", "spot", "hole")
 NEW_LABELS = (*OLD_LABELS, "scratch")
