@@ -18,6 +18,7 @@ from agent.capture import ResilientSource, open_source
 from agent.capture.base import FrameSource
 from agent.commands_remote import register_commands
 from agent.config import AgentConfig, read_password
+from agent.console import build_consoles
 from agent.drift.monitor import DriftMonitor
 from agent.errors import PublishError
 from agent.events import Event
@@ -91,7 +92,7 @@ class Agent:
             topics=self.topics,
             sink=self.publisher,
             emit=self.emit,
-            observers=[*samplers, drift],
+            observers=[*samplers, drift, *build_consoles(cfg, self)],
         )
         self.observers = self.pipeline.observers
         self.supervisor = Supervisor(
