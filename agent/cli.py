@@ -26,6 +26,7 @@ _COMMANDS = {
     "status": "agent.commands.status",
     "collector": "agent.collector.commands",
     "dataset": "agent.collector.dataset_commands",
+    "web": "agent.console.commands",
 }
 
 

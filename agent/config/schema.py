@@ -262,7 +262,7 @@ class WebAuthConfig:
 
 @dataclass(frozen=True, slots=True)
 class WebConsoleConfig:
-    """``web:`` — the technician's console inside the agent (docs/console.md); off unless ``listen`` is set."""
+    """``web:`` — the technician's console in the agent (docs/console.md); off unless ``listen`` is set."""
 
     listen: str | None = None  # HOST:PORT, e.g. "127.0.0.1:8080"; port 0 picks a free one (tests)
     auth: WebAuthConfig = field(default_factory=WebAuthConfig)

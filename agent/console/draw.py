@@ -22,9 +22,12 @@ def scaled(image: np.ndarray, max_w: int) -> np.ndarray:
     h, w = image.shape[:2]
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    out: np.ndarray
     if w <= max_w:
-        return image.copy()
-    return cv2.resize(image, (max_w, max(1, round(h * max_w / w))), interpolation=cv2.INTER_AREA)
+        out = image.copy()
+    else:
+        out = cv2.resize(image, (max_w, max(1, round(h * max_w / w))), interpolation=cv2.INTER_AREA)
+    return out
 
 
 def input_region(spec: InputSpec, w: int, h: int) -> tuple[int, int, int, int]:

@@ -129,7 +129,8 @@ class LiveView(FrameObserver):
         """The next picture newer than ``after`` (a stream's loop), or None after ``timeout``."""
         with self._changed:
             self._changed.wait_for(
-                lambda: (self.picture is not None and self.picture.seq > after) or self._stop.is_set(), timeout
+                lambda: (self.picture is not None and self.picture.seq > after) or self._stop.is_set(),
+                timeout,
             )
             return self.picture if self.picture is not None and self.picture.seq > after else None
 
@@ -192,7 +193,11 @@ class LiveView(FrameObserver):
         return next((d for d in list(self.defects) if d.id == shot_id), None)
 
     def health(self) -> dict[str, Any]:
-        return {"viewers": self.viewers.count, "previews_encoded": self.encoded, "defects_kept": len(self.defects)}
+        return {
+            "viewers": self.viewers.count,
+            "previews_encoded": self.encoded,
+            "defects_kept": len(self.defects),
+        }
 
 
 def gray(image: np.ndarray) -> np.ndarray:

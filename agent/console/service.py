@@ -12,9 +12,10 @@ from pathlib import Path
 import structlog
 
 from agent.config.schema import AgentConfig
+from agent.console.commands import ROLES
 from agent.console.host import Host
 from agent.console.live import LiveView
-from agent.console.web import ROLES, LocalContext, build_console_app
+from agent.console.web import LocalContext, build_console_app
 from agent.web.app import WebContext
 from agent.web.auth import LoginLimiter, Signer, load_secret
 from agent.web.config import WebConfig, require_web

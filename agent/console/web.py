@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from agent.console.classify import classify
+from agent.console.commands import ROLES
 from agent.console.host import Host
 from agent.console.live import LiveView
 from agent.console.status import LiveStatus
@@ -32,7 +33,6 @@ from agent.web.app import HttpError, Principal, WebContext, build_app, guard
 log = structlog.get_logger(__name__)
 
 HERE = Path(__file__).parent
-ROLES = ("viewer", "technician")
 NAV = (("/", "Live", "viewer"),)
 ACTIONS = {"snapshot": "snapshot", "trigger": "trigger", "reload": "reload-model"}
 _SHOT_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
@@ -134,8 +134,7 @@ class ConsoleApp:
                     await asyncio.sleep(period / 2)
                     continue
                 seq = picture.seq
-                head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(picture.annotated)}\r\n\r\n"
-                yield head.encode() + picture.annotated + b"\r\n"
+                yield _part(picture.annotated)
         finally:
             self.view.viewers.release()
             log.info("console_viewer_left", user=user, viewers=self.view.viewers.count)
@@ -172,7 +171,7 @@ class ConsoleApp:
                 pipeline.between_frames, lambda m: classify(cfg, m, image, queued), CLASSIFY_WAIT_S
             )
         except TimeoutError as exc:
-            raise HttpError(503, f"no free slot on the inference thread within {CLASSIFY_WAIT_S:.0f} s") from exc
+            raise HttpError(503, f"the inference thread had no free slot in {CLASSIFY_WAIT_S:.0f} s") from exc
         log.info("console_classify", user=user.name, label=payload["label"], score=payload["score"])
         return JSONResponse(payload)
 
@@ -189,6 +188,11 @@ class ConsoleApp:
         self.view.setup.reset_focus()
         log.info("console_action", user=user.name, action="focus_reset", ok=True)
         return JSONResponse({"ok": True})
+
+
+def _part(jpeg: bytes) -> bytes:
+    head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+    return head.encode() + jpeg + b"\r\n"
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
