@@ -33,7 +33,9 @@ def test_the_size_of_a_png_and_a_jpeg_comes_from_the_header() -> None:
     assert image_size(bytes(jpg)) == ("jpeg", 53, 37)
 
 
-@pytest.mark.parametrize("body", [b"", b"hello", b"GIF89a....", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0\x00"])
+@pytest.mark.parametrize(
+    "body", [b"", b"hello", b"GIF89a....", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0\x00"]
+)
 def test_a_body_that_is_not_a_png_or_jpeg_is_refused_with_415(body: bytes) -> None:
     with pytest.raises(UploadError) as err:
         decode_upload(body, 10_000_000)
