@@ -62,17 +62,22 @@ print("LOADED", ",".join(loaded))
 """
 
 
+def run_lazy(config: Path) -> subprocess.CompletedProcess[str]:
+    """Build the agent in a fresh interpreter (a clean sys.modules) and list the web modules loaded."""
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    cmd = [sys.executable, "-c", LAZY, str(config)]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=120, check=False)
+
+
 def test_with_web_off_the_agent_imports_nothing_of_the_web_stack(tmp_path: Path) -> None:
     config = write(tmp_path, "mqtt: {port: 1}\n")
-    out = subprocess.run([sys.executable, "-c", LAZY, str(config)], capture_output=True, text=True,
-                         cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=120)  # fmt: skip
+    out = run_lazy(config)
     assert out.returncode == 0, out.stderr
     assert "LOADED \n" in out.stdout, out.stdout
 
 
 def test_with_web_on_the_console_is_an_observer(tmp_path: Path) -> None:
     config = write(tmp_path, 'mqtt: {port: 1}\nweb: {listen: "127.0.0.1:0"}\n')
-    out = subprocess.run([sys.executable, "-c", LAZY, str(config)], capture_output=True, text=True,
-                         cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=120)  # fmt: skip
+    out = run_lazy(config)
     assert out.returncode == 0, out.stderr
     assert "starlette" in out.stdout and "uvicorn" in out.stdout

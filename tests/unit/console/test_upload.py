@@ -29,7 +29,7 @@ def png_bomb(side: int) -> bytes:
 def test_the_size_of_a_png_and_a_jpeg_comes_from_the_header() -> None:
     png = (DEMO_MODEL / "golden" / "ok_0.png").read_bytes()
     assert image_size(png)[0] == "png"
-    ok, jpg = cv2.imencode(".jpg", np.zeros((37, 53, 3), np.uint8))
+    _, jpg = cv2.imencode(".jpg", np.zeros((37, 53, 3), np.uint8))
     assert image_size(bytes(jpg)) == ("jpeg", 53, 37)
 
 
@@ -52,7 +52,7 @@ def test_a_decompression_bomb_is_refused_from_its_header_before_decoding() -> No
 
 
 def test_a_jpeg_claiming_a_huge_frame_is_refused_before_decoding() -> None:
-    ok, jpg = cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))
+    _, jpg = cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))
     data = bytearray(jpg)
     sof = data.index(b"\xff\xc0")
     data[sof + 5 : sof + 9] = struct.pack(">HH", 60000, 60000)
