@@ -34,6 +34,8 @@
     text("over-budget", c.over_budget + " of " + c.inspected);
     text("stale", c.stale + " / " + c.dropped);
     text("errors", String(c.errors));
+    text("defect-rate", "defects " + c.defects + " of " + c.inspected +
+      (c.inspected ? " (" + fmt(100 * c.defects / c.inspected) + " %)" : ""));
     text("drift", s.drift ? (s.drift.state || (s.drift.enabled === false ? "off" : "watching")) : "off");
     text("broker", (s.broker.connected ? "connected" : "DISCONNECTED") + ", outbox " + s.broker.outbox_depth);
     $("broker").className = s.broker.connected ? "" : "bad-text";
@@ -41,12 +43,6 @@
     text("budget", fmt(s.budget_ms, 0));
     text("viewers", String(s.viewers));
     const last = s.last;
-    if (last) {
-      const res = $("result");
-      res.textContent = (last.defect ? "DEFECT " : "") + last.label + " " + fmt(last.score, 2);
-      res.className = "pill " + (last.defect ? "bad" : "ok");
-      text("frame-seq", String(last.frame));
-    }
     const rows = STAGES.map((stage) => {
       const p = (s.latency_ms || {})[stage] || {};
       const now = last ? last.latency_ms[stage] : null;
@@ -89,7 +85,7 @@
   }
 
   async function tick() {
-    try { render(await web.get("/api/live")); } catch (e) { text("result", "no answer: " + e.message); }
+    try { render(await web.get("/api/live")); } catch (e) { text("defect-rate", "no answer: " + e.message); }
   }
   async function defects() {
     try { renderDefects((await web.get("/api/defects?limit=12")).defects); } catch (e) { /* next time */ }
