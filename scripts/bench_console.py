@@ -155,8 +155,9 @@ def report(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> N
         ratio = fps[m] / fps["off"]
         runs_txt = ", ".join(f"{r['fps']:.1f}" for r in runs[m])
         print(f"  {names[m]:<28} {fps[m]:7.1f} fps  x{ratio:.3f}{targets[m]}   runs: {runs_txt}")
-    print(f"  RSS: web off {rss['off']:.1f} MB, web on {rss['idle']:.1f} MB (+{rss['idle'] - rss['off']:.1f} MB), "
-          f"with viewers {rss['viewers']:.1f} MB (+{rss['viewers'] - rss['off']:.1f} MB; target <= +25 MB)")  # fmt: skip
+    grow = {m: rss[m] - rss["off"] for m in MODES}
+    print(f"  RSS: web off {rss['off']:.1f} MB, web on {rss['idle']:.1f} MB (+{grow['idle']:.1f} MB), "
+          f"with viewers {rss['viewers']:.1f} MB (+{grow['viewers']:.1f} MB; target <= +25 MB)")  # fmt: skip
     previews = statistics.median(r["previews"] for r in runs["viewers"])
     idle = statistics.median(r["previews"] for r in runs["idle"])
     print(
