@@ -287,6 +287,28 @@ def test_a_public_address_without_users_is_refused_at_start(tmp_path: Path) -> N
     assert len(lines) == 1 and "not loopback" in lines[0], done.stderr
 
 
+def test_trigger_and_classify_from_the_api_in_trigger_mode_on_loopback_without_users(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path, port=1, prefix="x", source="synthetic:2",
+        camera={"source": "synthetic:2", "mode": "trigger"}, web={"listen": "127.0.0.1:0"},
+    )  # fmt: skip
+    agent = AgentProcess(config)
+    client = WebClient(agent.wait_for_log("console_started", 60)["url"])
+    session = client.get("/api/session").json()
+    assert session["user"] == "local" and session["role"] == "technician"
+    assert client.post("/api/actions/trigger", csrf=False).status == 403
+    client.csrf = session["csrf"]
+    reply = client.post("/api/actions/trigger")
+    assert reply.status == 200, reply.text
+    assert reply.json()["result"]["frame"] >= 0 and reply.json()["result"]["label"]
+    png = (DEMO_MODEL / "golden" / "hole_0.png").read_bytes()
+    classified = client.request("POST", "/api/classify", headers={"Content-Type": "image/png"}, raw=png)
+    assert classified.status == 200 and classified.json()["label"] == "hole"  # between frames, idle line
+    assert client.post("/api/actions/nonsense").status == 404
+    assert '"action": "trigger"' in agent.output and '"user": "local"' in agent.output
+    assert agent.stop() == 0
+
+
 def test_check_save_frame_writes_the_cameras_frame(tmp_path: Path) -> None:
     import cv2
 
