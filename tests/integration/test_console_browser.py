@@ -63,7 +63,7 @@ def test_a_technician_aims_watches_and_snapshots_in_a_real_browser(
     _wait(driver, lambda d: live.screenshot_as_png != first, 20)
 
     # latency and model version are shown
-    _wait(driver, lambda d: d.find_element(By.ID, "fps").text not in ("", "–"))
+    _wait(driver, lambda d: d.find_element(By.ID, "fps").text not in ("", "\u2013"))
     assert driver.find_element(By.ID, "model-version").text == "1.0.0"
     assert driver.find_element(By.ID, "model-name").text == "demo-defects"
     rows = _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#latency-rows tr"))
