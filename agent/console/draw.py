@@ -42,7 +42,11 @@ def input_region(spec: InputSpec, w: int, h: int) -> tuple[int, int, int, int]:
 
 def annotate(image: np.ndarray, result: InferenceResult, spec: InputSpec) -> np.ndarray:
     """The frame for the live view: input region, anomaly map, boxes, and a label banner."""
-    out = scaled(image, PREVIEW_MAX_W)
+    return annotate_in_place(scaled(image, PREVIEW_MAX_W), result, spec)
+
+
+def annotate_in_place(out: np.ndarray, result: InferenceResult, spec: InputSpec) -> np.ndarray:
+    """Draw on ``out`` (a preview-sized copy) and return it."""
     h, w = out.shape[:2]
     x0, y0, x1, y1 = input_region(spec, w, h)
     if result.anomaly_score is not None and result.raw is not None and result.raw.ndim >= 2:

@@ -32,6 +32,7 @@ from agent.protocol.payloads import ResultPayload
 log = structlog.get_logger(__name__)
 
 WATCH_GRACE_S = 3.0  # a poll keeps the preview encoding this long
+UNWATCHED_DEFECT_S = 1.0  # with nobody watching, at most one defect a second is kept
 Inspected = tuple[Frame, InferenceResult, ResultPayload]
 
 
@@ -52,14 +53,22 @@ class DefectShot:
         }  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Picture:
-    """One encoded preview: annotated and raw JPEG of the same frame, and that frame's payload."""
+    """One preview: the annotated JPEG, the frame as the camera gave it (scaled; encoded only when
+    someone asks for ``?raw=1``), and that frame's payload."""
 
     seq: int
     annotated: bytes
-    raw: bytes
+    raw_image: np.ndarray
     payload: ResultPayload
+    _raw: bytes | None = None
+
+    @property
+    def raw(self) -> bytes:
+        if self._raw is None:
+            self._raw = draw.jpeg(self.raw_image)
+        return self._raw
 
 
 class Viewers:
@@ -154,11 +163,16 @@ class LiveView(FrameObserver):
         period = 1.0 / self.cfg.preview_fps
         shown: Inspected | None = None
         kept: Inspected | None = None
+        kept_at = 0.0
         while not self._stop.wait(period):
             try:
-                defect = self._defect
-                if defect is not None and defect is not kept:
-                    kept = defect
+                defect, now = self._defect, time.monotonic()
+                if (
+                    defect is not None
+                    and defect is not kept
+                    and (self.watched or now - kept_at >= UNWATCHED_DEFECT_S)
+                ):
+                    kept, kept_at = defect, now
                     self._keep_defect(defect)
                 latest = self._latest
                 if latest is not None and latest is not shown and self.watched:
@@ -169,11 +183,11 @@ class LiveView(FrameObserver):
 
     def _draw(self, item: Inspected) -> None:
         frame, result, payload = item
-        annotated = draw.annotate(frame.image, result, self.spec)
         raw = draw.scaled(frame.image, draw.PREVIEW_MAX_W)
+        annotated = draw.annotate_in_place(raw.copy(), result, self.spec)
         self.setup.measure(frame, raw)
         seq = (self.picture.seq if self.picture else 0) + 1
-        picture = Picture(seq, draw.jpeg(annotated), draw.jpeg(raw), payload)
+        picture = Picture(seq, draw.jpeg(annotated), raw, payload)
         with self._changed:
             self.picture = picture
             self.encoded += 1
