@@ -18,6 +18,7 @@ from agent.capture import ResilientSource, SkippedImages, open_source
 from agent.capture.base import FrameSource
 from agent.commands_remote import register_commands
 from agent.config import AgentConfig, read_password
+from agent.console import build_consoles
 from agent.drift.monitor import DriftMonitor
 from agent.errors import PublishError
 from agent.events import Event
@@ -46,6 +47,8 @@ EXIT_DRAIN_S = 2.0  # on a stop or a failure: what the broker takes this quickly
 
 class Agent:
     """One camera, one model, one broker connection."""
+
+    pipeline: Pipeline  # declared: the shadow's gates read it before it is built
 
     def __init__(self, cfg: AgentConfig) -> None:
         self.cfg = cfg
@@ -105,7 +108,7 @@ class Agent:
             topics=self.topics,
             sink=self.publisher,
             emit=self.emit,
-            observers=[*samplers, drift, *self.shadows],
+            observers=[*samplers, drift, *self.shadows, *build_consoles(cfg, self)],
         )
         self.observers = self.pipeline.observers
         self.supervisor = Supervisor(

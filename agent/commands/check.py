@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from agent.config import AgentConfig, load_config, read_password
@@ -21,6 +22,10 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--config", required=True)
     p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the broker")
+    p.add_argument(
+        "--save-frame", metavar="PATH", type=Path,
+        help="write the camera's frame to PATH (.jpg or .png) to look at without a browser",
+    )  # fmt: skip
     p.set_defaults(func=check)
 
 
@@ -29,7 +34,7 @@ def check(args: argparse.Namespace) -> int:
     checks: list[tuple[str, Callable[[], str]]] = [
         ("model", lambda: _model(cfg)),
         ("fallback model", lambda: _fallback(cfg)),
-        ("camera", lambda: _camera(cfg)),
+        ("camera", lambda: _camera(cfg, args.save_frame)),
         ("credentials", lambda: _credentials(cfg)),
         ("broker", lambda: _broker(cfg, args.timeout)),
     ]
@@ -66,7 +71,7 @@ def _fallback(cfg: AgentConfig) -> str:
     return f"{model.name} {model.version}"
 
 
-def _camera(cfg: AgentConfig) -> str:
+def _camera(cfg: AgentConfig, save: Path | None = None) -> str:
     from agent.capture import open_source
 
     source = open_source(cfg.camera, cfg.base_dir)
@@ -78,7 +83,23 @@ def _camera(cfg: AgentConfig) -> str:
     if frame is None:
         raise AgentError(f"{source.description} delivered no frame")
     h, w = frame.image.shape[:2]
-    return f"{source.description} delivers {w}x{h} frames"
+    saved = "" if save is None else f"; frame saved to {_save_frame(frame.image, save)}"
+    return f"{source.description} delivers {w}x{h} frames{saved}"
+
+
+def _save_frame(image: Any, path: Path) -> Path:
+    """Write the frame atomically (a viewer never opens half a file); OSError/AgentError on failure."""
+    import cv2
+
+    from agent import fsutil
+
+    if path.suffix.lower() not in (".jpg", ".jpeg", ".png"):
+        raise AgentError(f"--save-frame {path}: use a .jpg or .png name")
+    ok, data = cv2.imencode(path.suffix.lower(), image)
+    if not ok:
+        raise AgentError(f"--save-frame {path}: the frame could not be encoded")
+    fsutil.write_atomic(path, bytes(data))
+    return path
 
 
 def _credentials(cfg: AgentConfig) -> str:

@@ -256,6 +256,60 @@ class StateConfig:
     dir: str = "/var/lib/inspection-agent/{device}"
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+@dataclass(frozen=True, slots=True)
+class WebAuthConfig:
+    users_file: str | None = None  # written by `inspection-agent web adduser NAME`; None: loopback only
+    secret_file: str | None = None  # session signing key; default {state.dir}/web-secret.key
+    session_max_age_s: int = 12 * 3600
+    login_max_failures: int = 5  # per user name and per client address ...
+    login_window_s: int = 300  # ... within this window; more are refused (429) and logged
+
+
+@dataclass(frozen=True, slots=True)
+class WebConsoleConfig:
+    """``web:`` — the technician's console in the agent (docs/console.md); off unless ``listen`` is set."""
+
+    listen: str | None = None  # HOST:PORT, e.g. "127.0.0.1:8080"; port 0 picks a free one (tests)
+    auth: WebAuthConfig = field(default_factory=WebAuthConfig)
+    preview_fps: float = 5.0  # the live view is encoded at most this often, only while someone watches
+    max_viewers: int = 4  # live streams at once; more are answered 503
+    defects_kept: int = 24  # recent defects kept in memory (thumbnail + frame JPEG)
+    max_upload_bytes: int = 16 * 1024 * 1024  # POST /api/classify body limit (413 above it)
+    max_upload_pixels: int = 40_000_000  # width x height read from the header before decoding
+
+    @property
+    def host(self) -> str:
+        return (self.listen or "").rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int((self.listen or ":0").rpartition(":")[2])
+
+    def _check(self) -> Problems:
+        if self.listen is None:
+            return []
+        problems: Problems = []
+        host, _, port = self.listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            problems.append(("listen", "must be HOST:PORT, e.g. 127.0.0.1:8080"))
+        elif self.host not in LOOPBACK_HOSTS and self.auth.users_file is None:
+            problems.append((
+                "auth.users_file",
+                f"listen {self.listen} is not loopback: set web.auth.users_file "
+                "(inspection-agent web adduser NAME) or listen on 127.0.0.1",
+            ))  # fmt: skip
+        if not 0.2 <= self.preview_fps <= 30:
+            problems.append(("preview_fps", "must be between 0.2 and 30"))
+        if self.max_viewers < 1 or self.defects_kept < 1:
+            problems.append(("max_viewers", "max_viewers and defects_kept must be at least 1"))
+        if self.max_upload_bytes < 1024 or self.max_upload_pixels < 64 * 64:
+            problems.append(("max_upload_bytes", "the upload limits are too small to hold an image"))
+        return problems
+
+
 @dataclass(frozen=True, slots=True)
 class AgentConfig:
     device: DeviceConfig
@@ -270,6 +324,7 @@ class AgentConfig:
     drift: DriftConfig = field(default_factory=DriftConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     shadow: ShadowConfig = field(default_factory=ShadowConfig)
+    web: WebConsoleConfig = field(default_factory=WebConsoleConfig)  # the device console (docs/console.md)
     # Directory of the config file; relative paths in the file are relative to it.
     base_dir: Path = field(default=Path("."), init=False, compare=False)
 

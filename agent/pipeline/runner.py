@@ -8,12 +8,13 @@ a bounded lossless queue. Every frame carries its capture time and per-stage tim
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import structlog
@@ -52,6 +53,7 @@ class Job:
 
 
 _END: Any = object()
+T = TypeVar("T")
 
 
 class Pipeline:
@@ -94,6 +96,7 @@ class Pipeline:
         self._trigger_lock = threading.Lock()
         self._threads: dict[str, threading.Thread] = {}
         self._skip_n = 0
+        self._side: collections.deque[Callable[[LoadedModel], None]] = collections.deque()
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
@@ -209,8 +212,28 @@ class Pipeline:
     def budget_ms(self, model: LoadedModel) -> float:
         return self.cfg.inference.budget_ms or model.package.manifest.budget_ms
 
+    def between_frames(self, work: Callable[[LoadedModel], T], timeout: float) -> T:
+        """Run ``work(model)`` on the inference thread between two frames (the console's classify):
+        the runtime is never used by two threads, and the line loses one inference's time, no frame."""
+        future: Future[T] = Future()
+
+        def run(model: LoadedModel) -> None:
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(work(model))
+                except Exception as exc:  # the caller gets it; the inference thread goes on
+                    future.set_exception(exc)
+
+        self._side.append(run)
+        try:
+            return future.result(timeout)
+        finally:
+            future.cancel()  # not started in time: the inference thread will skip it
+
     def _infer_loop(self, gen: int) -> None:
         while not self._stop.is_set():
+            while self._side:
+                self._side.popleft()(self.slot.take())
             job = self._frames.get(0.25)
             if job is None:
                 continue

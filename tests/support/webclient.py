@@ -44,7 +44,7 @@ class WebClient:
 
     def request(
         self, method: str, path: str, *, data: dict[str, str] | None = None, body: Any = None,
-        headers: dict[str, str] | None = None, csrf: bool = True,
+        headers: dict[str, str] | None = None, csrf: bool = True, raw: bytes | None = None,
     ) -> Reply:  # fmt: skip
         hdrs = dict(headers or {})
         payload = None
@@ -54,6 +54,8 @@ class WebClient:
         elif body is not None:
             payload = json.dumps(body).encode()
             hdrs["Content-Type"] = "application/json"
+        elif raw is not None:  # an upload as it is (the caller sets its Content-Type)
+            payload = raw
         if method != "GET" and csrf and self.csrf:
             hdrs.setdefault("X-CSRF-Token", self.csrf)
         req = urllib.request.Request(self.base + path, data=payload, method=method, headers=hdrs)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from agent.events import EventKind
 from tests.unit.pipeline.conftest import Harness, frames_dir, slow_package
@@ -139,3 +142,20 @@ def test_trigger_mode_inspects_one_frame_per_trigger(build: Build, tmp_path: Pat
     assert (first["frame"], second["frame"]) == (0, 1)
     assert h.pipeline.counters.inspected == 2
     assert [r["id"] for r in h.sink.on("result")] == [first["id"], second["id"]]
+
+
+def test_work_between_frames_runs_on_the_inference_thread_and_loses_no_frame(
+    build: Build, tmp_path: Path
+) -> None:
+    frames = frames_dir(tmp_path / "frames", 60)
+    h = build(f"dir:{frames}", slow_package(tmp_path / "pkg", 1))
+    with pytest.raises(TimeoutError):  # not started: nobody takes the work, the caller is not stuck
+        h.pipeline.between_frames(lambda m: m.version, 0.3)
+    h.pipeline.start()
+    seen = [
+        h.pipeline.between_frames(lambda m: (threading.current_thread().name, m.version), 10)
+        for _ in range(5)
+    ]
+    assert all(name.startswith("infer-") and version == "1.0.0" for name, version in seen)
+    assert h.run_until(h.pipeline.done.is_set, 30)
+    assert h.pipeline.counters.inspected == 60 and h.pipeline.counters.errors == 0
