@@ -187,7 +187,7 @@ def _add_pack(sub: Any) -> None:
     p.add_argument("--mean", help="comma-separated, 1 or one per channel")
     p.add_argument("--std", help="comma-separated, 1 or one per channel")
     p.add_argument("--activation", choices=["none", "softmax", "sigmoid"])
-    p.add_argument("--output-format", choices=["auto", "scores", "ssd", "yolo", "score", "map"])
+    p.add_argument("--output-format", choices=["auto", "scores", "ssd", "yolo", "end2end", "score", "map"])
     p.add_argument("--objectness", action="store_true", help="YOLO raw tensor has an objectness column")
     p.add_argument("--budget-ms", type=float)
     p.add_argument("--description")
