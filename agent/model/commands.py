@@ -1,4 +1,4 @@
-"""``inspection-agent model …``: validate, info, pack, sign, keygen.
+"""``inspection-agent model …``: validate, info, pack, import, sign, keygen.
 
 Exit codes follow :mod:`agent.cli`: 0 all good, 1 validate found problems, 2 bad
 usage, 3 the package could not be read or built (the error says why, on one line).
@@ -28,8 +28,10 @@ def register(subparsers: Any) -> None:
     _add_pack(sub)
     _add_sign(sub)
     from agent.model import eval_commands
+    from agent.model.importers import cli as import_cli
 
     eval_commands.register(sub)
+    import_cli.register(sub)
     keygen = sub.add_parser("keygen", help="make an ed25519 key pair: PREFIX.key (private) and PREFIX.pub")
     keygen.add_argument("--out", required=True, metavar="PREFIX")
     keygen.set_defaults(func=_keygen)

@@ -323,8 +323,9 @@ _FORMATS: dict[str, PostprocessorFactory] = {
 def choose_format(
     manifest: Manifest, labels: tuple[str, ...], outputs: tuple[TensorSpec, ...], defects: frozenset[str]
 ) -> Postprocessor:
-    """SSD for four outputs, end-to-end for one ``[1, N, 6]`` tensor, YOLO for one raw tensor, unless
-    the manifest names the format (``end2end`` must be named for a 2-label model: its raw tensor is 6 wide too)."""
+    """SSD for four outputs, end-to-end for one ``[1, N, 6]`` tensor, YOLO for one raw tensor, unless the
+    manifest names the format (``end2end`` must be named for a 2-label model: its raw tensor is 6 wide too).
+    """
     fmt = manifest.output.format
     if fmt == "auto" and len(outputs) == 4:
         fmt = "ssd"
