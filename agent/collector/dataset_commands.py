@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from agent.collector.config import CollectorConfig, load_collector_config
 from agent.collector.index import Index
 from agent.collector.storage import make_storage
+from agent.errors import ConfigError
 
 if TYPE_CHECKING:
     from agent.collector.review.service import ReviewService
@@ -57,6 +58,13 @@ def register(sub: Any) -> None:
     )
     imp.add_argument("file", type=Path, metavar="FILE", help="Label Studio's JSON export")
     imp.add_argument("--format", choices=("label-studio",), required=True)
+    imp.add_argument(
+        "--annotator",
+        action="append",
+        default=[],
+        metavar="ID=NAME",
+        help="name a Label Studio user id (its export names annotators by id); repeatable",
+    )
     imp.add_argument("--config", required=True, help="the collector's YAML config")
     imp.set_defaults(func=import_cmd)
 
@@ -122,10 +130,16 @@ def import_cmd(args: argparse.Namespace) -> int:
     """Each task that cannot be imported is reported on its own line; the others are imported."""
     from agent.collector.formats.label_studio import import_annotations, read_export
 
+    names = {}
+    for pair in args.annotator:
+        uid, sep, name = pair.partition("=")
+        if not sep or not uid or not name:
+            raise ConfigError(f"--annotator {pair!r}: expected ID=NAME, e.g. 10=anna")
+        names[uid] = name
     tasks = read_export(args.file)
     service = _service(args)
     try:
-        report = import_annotations(service, tasks)
+        report = import_annotations(service, tasks, names)
     finally:
         service.close()
     for problem in report.problems:

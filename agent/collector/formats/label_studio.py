@@ -96,7 +96,10 @@ def read_export(path: Path) -> list[dict[str, Any]]:
     return doc
 
 
-def import_annotations(service: ReviewService, tasks: list[dict[str, Any]]) -> ImportReport:
+def import_annotations(
+    service: ReviewService, tasks: list[dict[str, Any]], names: dict[str, str] | None = None
+) -> ImportReport:
+    """``names`` maps Label Studio user ids to names (its JSON export names annotators by id)."""
     report = ImportReport()
     for number, item in enumerate(tasks, start=1):
         where = f"task {item.get('id', f'#{number}')}"
@@ -114,6 +117,7 @@ def import_annotations(service: ReviewService, tasks: list[dict[str, Any]]) -> I
                 service,
                 sample,
                 kind=kind,
+                who=annotator(annotation, names or {}),
                 annotation=annotation,
                 where=f"{where} ({sample_id})",
                 report=report,
@@ -126,6 +130,7 @@ def _one(
     sample: dict[str, Any],
     *,
     kind: str,
+    who: str,
     annotation: dict[str, Any],
     where: str,
     report: ImportReport,
@@ -133,7 +138,7 @@ def _one(
     if annotation.get("was_cancelled"):
         report.skipped += 1
         return
-    reviewer = f"label-studio:{annotator(annotation)}"
+    reviewer = f"label-studio:{who}"
     try:
         label, boxes = _answer(annotation.get("result") or [], sample, kind)
         service.vote(sample["id"], reviewer, label, "label-studio")
@@ -151,18 +156,17 @@ def _one(
         report.boxes += len(boxes)
 
 
-def annotator(annotation: dict[str, Any]) -> str:
-    """The annotator's name as Label Studio exports it: a user object, or a user id."""
+def annotator(annotation: dict[str, Any], names: dict[str, str]) -> str:
+    """The annotator's name: ``names[id]``, else what the export says (a user object's e-mail,
+    ``created_username``), else ``user-<id>``."""
     who = annotation.get("completed_by")
     if isinstance(who, dict):
-        name = (
-            who.get("email")
-            or who.get("username")
-            or f"{who.get('first_name', '')} {who.get('last_name', '')}"
-        )
-        return str(name).strip() or f"user-{who.get('id', '?')}"
-    username = str(annotation.get("created_username") or "").split(",")[0].strip()
-    return username or f"user-{who}"
+        uid = str(who.get("id", "?"))
+        full = f"{who.get('first_name', '')} {who.get('last_name', '')}"
+        named = str(who.get("email") or who.get("username") or full)
+    else:
+        uid, named = str(who), str(annotation.get("created_username") or "").split(",")[0]
+    return names.get(uid) or named.strip() or f"user-{uid}"
 
 
 def _answer(results: list[dict[str, Any]], sample: dict[str, Any], kind: str) -> tuple[str, list[Box] | None]:
