@@ -53,6 +53,8 @@ def task(sample: dict[str, Any], split: str, image_url: str, kind: str) -> dict[
         "score": sample["score"], "priority": sample["priority"], "split": split, "kind": kind,
         "site": sample["site"], "line": sample["line"], "device": sample["device"], "ts": sample["ts"],
     }  # fmt: skip
+    if "anomaly_score" in meta:
+        data["anomaly_score"] = meta["anomaly_score"]  # anomaly models: sortable like the score
     if kind == "detection":
         result = [_rectangle(i, d, meta["image"]) for i, d in enumerate(meta.get("detections") or [])]
     else:
