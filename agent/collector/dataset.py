@@ -5,7 +5,9 @@ agree, or an admin decides, ``…/unlabeled/{predicted}/{id}.jpg`` moves to
 ``…/labeled/{label}/{id}.jpg`` and the index keeps every step. Exports take only those consensus
 labels, are stratified by label and deterministic for a seed: each label's ids are sorted,
 shuffled with ``Random(f"{seed}/{label}")`` and cut by largest remainder, so no id ever lands in
-two splits and the same index always gives the same export.
+two splits and the same index always gives the same export. Formats: ``imagefolder`` and ``csv``
+here, ``coco``/``yolo`` and ``label-studio`` (the samples still to label, with the model's guess)
+in :mod:`agent.collector.formats`; every one writes the split and ``provenance.jsonl``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from agent.collector.review.service import ReviewService
 from agent.errors import AgentError, ConfigError
 
 SPLIT_NAMES = ("train", "val", "test")
+FORMATS = ("imagefolder", "csv", "coco", "yolo", "label-studio")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,18 +105,23 @@ def export(
     seed: int,
     model: str | None = None,
     version: str | None = None,
+    image_url: str | None = None,
 ) -> dict[str, Any]:
-    """Write the consensus-labeled samples to ``target`` (image folder or CSV + images) with, per
-    sample, how it was labeled (``provenance.jsonl``); return a summary."""
-    found = queries.consensus(service.index, model, version)
-    if not found:
-        raise AgentError("no labeled samples to export (review some, or `inspection-agent dataset label`)")
-    rows: list[dict[str, Any]] = []
-    missing: list[dict[str, Any]] = []
-    for row in found:
-        key = service.locate(row)
-        (rows if key is not None else missing).append(row)
-        row["path"] = key
+    """Write the consensus-labeled samples to ``target`` (image folder, CSV, COCO or YOLO) with, per
+    sample, how it was labeled (``provenance.jsonl``); for ``label-studio`` the samples still open,
+    as tasks. Return a summary."""
+    if fmt == "label-studio":
+        from agent.collector.formats.tasks import export_tasks
+
+        return export_tasks(service, target, split=split, seed=seed, model=model, version=version,
+                            image_url=image_url)  # fmt: skip
+    if fmt in ("coco", "yolo"):
+        from agent.collector.formats.boxes_export import export_boxes
+
+        return export_boxes(service, target, fmt=fmt, split=split, seed=seed, model=model, version=version)
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format {fmt!r}: one of {', '.join(FORMATS)}")
+    rows, missing = labeled_rows(service, model, version)
     splits = assign_splits([(r["id"], r["label"], r["path"]) for r in rows], split, seed)
     target.mkdir(parents=True, exist_ok=True)
     counts: Counter[str] = Counter()
@@ -129,8 +137,8 @@ def export(
             reviewers = " ".join(v["reviewer"] for v in row["votes"])
             records.append({"id": sample_id, "split": name, "label": label, "path": rel, "how": row["how"],
                             "reviewers": reviewers})  # fmt: skip
-            prov.write(json.dumps(_provenance(row, name, rel), separators=(",", ":")) + "\n")
-    _write_metadata(service.index, target, records)
+            prov.write(json.dumps(provenance_line(row, name, rel), separators=(",", ":")) + "\n")
+    write_metadata(service.index, target, records)
     if fmt == "csv":
         with (target / "dataset.csv").open("w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=["id", "split", "label", "path", "how", "reviewers"])
@@ -147,11 +155,31 @@ def export(
         "provenance": "provenance.jsonl",
         "missing": [r["id"] for r in missing],
     }
+    return write_summary(target, summary)
+
+
+def labeled_rows(
+    service: ReviewService, model: str | None, version: str | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(consensus-labeled samples whose image is in storage, those whose image is missing)."""
+    found = queries.consensus(service.index, model, version)
+    if not found:
+        raise AgentError("no labeled samples to export (review some, or `inspection-agent dataset label`)")
+    rows: list[dict[str, Any]] = []
+    missing: list[dict[str, Any]] = []
+    for row in found:
+        key = service.locate(row)
+        (rows if key is not None else missing).append(row)
+        row["path"] = key
+    return rows, missing
+
+
+def write_summary(target: Path, summary: dict[str, Any]) -> dict[str, Any]:
     (target / "export.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     return summary
 
 
-def _write_metadata(index: Index, target: Path, records: list[dict[str, str]]) -> None:
+def write_metadata(index: Index, target: Path, records: list[dict[str, str]]) -> None:
     """``metadata.csv``: where each exported frame came from, so ``model evaluate`` can disaggregate."""
     with (target / "metadata.csv").open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=["id", "path", "site", "line", "device"])
@@ -163,7 +191,7 @@ def _write_metadata(index: Index, target: Path, records: list[dict[str, str]]) -
             )
 
 
-def _provenance(row: dict[str, Any], split: str, rel: str) -> dict[str, Any]:
+def provenance_line(row: dict[str, Any], split: str, rel: str) -> dict[str, Any]:
     return {
         "id": row["id"], "split": split, "path": rel, "label": row["label"], "predicted": row["predicted"],
         "how": row["how"], "decided_by": row["decided_by"], "decided_at": row["decided_at"],

@@ -1,4 +1,4 @@
-"""``inspection-agent dataset label|export|stats --config PATH``: the collector's retraining dataset."""
+"""``inspection-agent dataset label|export|import|stats --config PATH``: the retraining dataset."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from agent.collector.config import CollectorConfig, load_collector_config
 from agent.collector.index import Index
 from agent.collector.storage import make_storage
+from agent.errors import ConfigError
 
 if TYPE_CHECKING:
     from agent.collector.review.service import ReviewService
@@ -33,15 +34,39 @@ def register(sub: Any) -> None:
     label.add_argument("--config", required=True, help="the collector's YAML config")
     label.set_defaults(func=label_cmd)
 
-    exp = actions.add_parser("export", help="write labeled samples as train/val/test splits")
+    exp = actions.add_parser(
+        "export", help="write labeled samples as train/val/test splits, or open ones as Label Studio tasks"
+    )
     exp.add_argument("--to", required=True, type=Path, metavar="DIR")
-    exp.add_argument("--format", choices=("imagefolder", "csv"), default="imagefolder")
+    exp.add_argument(
+        "--format", choices=("imagefolder", "csv", "coco", "yolo", "label-studio"), default="imagefolder"
+    )
+    exp.add_argument(
+        "--image-url",
+        metavar="PREFIX",
+        help="label-studio: URL prefix of the exported images/ (default: Label Studio's local files)",
+    )
     exp.add_argument("--split", default="70/15/15", help="train/val[/test] percentages (default 70/15/15)")
     exp.add_argument("--seed", type=int, default=0)
     exp.add_argument("--model", help="only this model's samples")
     exp.add_argument("--version", help="only this model version's samples")
     exp.add_argument("--config", required=True, help="the collector's YAML config")
     exp.set_defaults(func=export_cmd)
+
+    imp = actions.add_parser(
+        "import", help="bring finished Label Studio annotations back as review votes (by annotator)"
+    )
+    imp.add_argument("file", type=Path, metavar="FILE", help="Label Studio's JSON export")
+    imp.add_argument("--format", choices=("label-studio",), required=True)
+    imp.add_argument(
+        "--annotator",
+        action="append",
+        default=[],
+        metavar="ID=NAME",
+        help="name a Label Studio user id (its export names annotators by id); repeatable",
+    )
+    imp.add_argument("--config", required=True, help="the collector's YAML config")
+    imp.set_defaults(func=import_cmd)
 
     st = actions.add_parser("stats", help="samples per model, version, state and label")
     st.add_argument("--config", required=True, help="the collector's YAML config")
@@ -93,11 +118,37 @@ def export_cmd(args: argparse.Namespace) -> int:
             seed=args.seed,
             model=args.model,
             version=args.version,
+            image_url=args.image_url,
         )
     finally:
         service.close()
     sys.stdout.write(json.dumps(summary, indent=1) + "\n")
     return 0
+
+
+def import_cmd(args: argparse.Namespace) -> int:
+    """Each task that cannot be imported is reported on its own line; the others are imported."""
+    from agent.collector.formats.label_studio import import_annotations, read_export
+
+    names = {}
+    for pair in args.annotator:
+        uid, sep, name = pair.partition("=")
+        if not sep or not uid or not name:
+            raise ConfigError(f"--annotator {pair!r}: expected ID=NAME, e.g. 10=anna")
+        names[uid] = name
+    tasks = read_export(args.file)
+    service = _service(args)
+    try:
+        report = import_annotations(service, tasks, names)
+    finally:
+        service.close()
+    for problem in report.problems:
+        sys.stderr.write(f"inspection-agent: dataset import: {problem}\n")
+    sys.stdout.write(
+        f"imported {report.votes} vote(s) and {report.boxes} box(es) from {len(tasks)} task(s); "
+        f"{report.skipped} skipped by the annotator, {len(report.problems)} not imported\n"
+    )
+    return 1 if report.problems else 0
 
 
 def stats_cmd(args: argparse.Namespace) -> int:

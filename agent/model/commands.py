@@ -1,4 +1,4 @@
-"""``inspection-agent model …``: validate, info, pack, sign, keygen.
+"""``inspection-agent model …``: validate, info, pack, import, sign, keygen.
 
 Exit codes follow :mod:`agent.cli`: 0 all good, 1 validate found problems, 2 bad
 usage, 3 the package could not be read or built (the error says why, on one line).
@@ -28,9 +28,11 @@ def register(subparsers: Any) -> None:
     _add_pack(sub)
     _add_sign(sub)
     from agent.model import eval_commands, promote_commands
+    from agent.model.importers import cli as import_cli
 
     eval_commands.register(sub)
     promote_commands.register(sub)
+    import_cli.register(sub)
     keygen = sub.add_parser("keygen", help="make an ed25519 key pair: PREFIX.key (private) and PREFIX.pub")
     keygen.add_argument("--out", required=True, metavar="PREFIX")
     keygen.set_defaults(func=_keygen)
@@ -220,7 +222,7 @@ def _add_pack(sub: Any) -> None:
     p.add_argument("--mean", help="comma-separated, 1 or one per channel")
     p.add_argument("--std", help="comma-separated, 1 or one per channel")
     p.add_argument("--activation", choices=["none", "softmax", "sigmoid"])
-    p.add_argument("--output-format", choices=["auto", "scores", "ssd", "yolo", "score", "map"])
+    p.add_argument("--output-format", choices=["auto", "scores", "ssd", "yolo", "end2end", "score", "map"])
     p.add_argument("--objectness", action="store_true", help="YOLO raw tensor has an objectness column")
     p.add_argument("--budget-ms", type=float)
     p.add_argument("--description")

@@ -26,7 +26,7 @@ class LoadedModel:
         self.preprocess = Preprocessor(package.manifest.input, runtime.inputs[0])
         runtime.set_input_shape(self.preprocess.shape)
         self.postprocess: Postprocessor = make_postprocessor(
-            package.manifest, package.labels, runtime.outputs, package.defect_labels
+            package.manifest.for_runtime(runtime.name), package.labels, runtime.outputs, package.defect_labels
         )
         # The `model` object of every result payload, built once.
         self.summary: ModelSummary = {

@@ -6,7 +6,7 @@ reported as ``manifest.yaml:line: key.path: what is wrong``. See docs/models.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,12 +54,17 @@ class InputSpec:
 class OutputSpec:
     activation: Literal["none", "softmax", "sigmoid"] = "none"
     # classification: "scores"; detection: "ssd" (boxes, classes, scores, count) or "yolo" (raw tensor);
-    # anomaly: "score" (a scalar) or "map" (a per-pixel map whose max is the score).
-    format: Literal["auto", "scores", "ssd", "yolo", "score", "map"] = "auto"
+    # anomaly: "score" (a scalar) or "map" (a per-pixel map whose max is the score);
+    # detection "end2end": [1, N, 6] rows of x1, y1, x2, y2, score, class, already past NMS.
+    format: Literal["auto", "scores", "ssd", "yolo", "end2end", "score", "map"] = "auto"
     # YOLO: whether the raw tensor has an objectness column after the 4 box values.
     objectness: bool = False
     # Detection: box coordinates in pixels of the model input (yolo) or normalised (ssd).
     box_format: Literal["auto", "xywh", "xyxy", "yxyx"] = "auto"
+    # yolo/end2end: boxes in model-input pixels (Ultralytics ONNX) or 0..1 of the input (Ultralytics
+    # TFLite). auto: normalized on TFLite, pixels on ONNX (settled by Manifest.for_runtime). SSD boxes
+    # are always normalized (the TFLite op's own convention).
+    box_units: Literal["auto", "pixels", "normalized"] = "auto"
     iou_threshold: float = 0.45
     max_detections: int = 100
     # Detection: candidates scoring below it are dropped before NMS (per-label raw maxima are kept whole).
@@ -121,6 +126,17 @@ class Manifest:
                 f"cannot tell the runtime of {self.file!r}: set runtime: tflite|onnx in the manifest"
             )
         return {kind: (self.file, self.sha256)}
+
+    def for_runtime(self, kind: RuntimeKind) -> Manifest:
+        """The manifest as one runtime's model reads it: ``output.box_units: auto`` settled.
+
+        Ultralytics' TFLite export normalises boxes to 0..1 (to survive int8 quantization)
+        while its ONNX export keeps input pixels, so one package carrying both needs both.
+        """
+        if self.output.box_units != "auto":
+            return self
+        units: Literal["pixels", "normalized"] = "normalized" if kind == "tflite" else "pixels"
+        return replace(self, output=replace(self.output, box_units=units))
 
 
 def read_manifest(path: Path) -> Manifest:

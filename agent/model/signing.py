@@ -1,24 +1,35 @@
-"""Package integrity and authenticity: ``CHECKSUMS`` over every file, an ed25519 ``signature`` over it.
+"""Package integrity and authenticity: ``CHECKSUMS`` over every file, a minisign signature over it.
 
 ``CHECKSUMS`` holds ``<sha256>  <relative path>`` lines sorted by path (``sha256sum -c``
 reads it). Verification insists the listing is exact: every listed file present and
 matching, and no unlisted file in the package, so nothing can be slipped in beside a
-signed model. ``signature`` is the 64-byte ed25519 signature, raw or hex. Public keys
-are PEM or 32-byte hex; ``cryptography`` (the ``sign`` extra) is imported only here.
+signed model. ``CHECKSUMS.minisig`` is a minisign signature (:mod:`agent.model.minisign`)
+whose trusted comment carries the package's name and version, so a team can sign with
+``minisign -Sm CHECKSUMS -t "name=… version=…"``. The older bare ed25519 ``signature`` file
+still verifies, with a warning, for one more release. Trusted keys are minisign public keys,
+PEM or 32-byte hex; ``cryptography`` (the ``sign`` extra) is imported only here.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from agent.errors import ModelError, RuntimeMissingError
-from agent.model.package import file_sha256, inside
+from agent.model import minisign
+from agent.model.manifest import read_manifest
+from agent.model.package import MANIFEST, file_sha256, inside
+
+log = structlog.get_logger(__name__)
 
 CHECKSUMS = "CHECKSUMS"
-SIGNATURE = "signature"
-_UNLISTED = {CHECKSUMS, SIGNATURE}
+MINISIG = "CHECKSUMS.minisig"
+SIGNATURE = "signature"  # the bare ed25519 signature of earlier releases: verified with a warning
+_UNLISTED = {CHECKSUMS, SIGNATURE, MINISIG}
 
 
 def _ed25519() -> Any:
@@ -95,16 +106,34 @@ def _decode(data: bytes, size: int, what: str, path: Path) -> bytes:
     return raw
 
 
-def load_public_key(path: str | Path) -> Any:
-    """An ed25519 public key from a PEM file or 32 bytes (raw or hex)."""
+def load_trusted_key(path: str | Path) -> tuple[bytes | None, Any]:
+    """(minisign key id, or None for a PEM/hex key; the ed25519 public key)."""
     ed25519 = _ed25519()
-    from cryptography.hazmat.primitives import serialization
-
     p = Path(path)
     try:
         data = p.read_bytes()
     except OSError as exc:
         raise ModelError(f"cannot read trusted key {p}: {exc.strerror or exc}") from exc
+    mini = minisign.parse_public_key(data.decode("ascii", errors="replace"))
+    if mini is not None:
+        return mini.key_id, ed25519.Ed25519PublicKey.from_public_bytes(mini.raw)
+    return None, load_public_key(p, data)
+
+
+def load_public_key(path: str | Path, data: bytes | None = None) -> Any:
+    """An ed25519 public key from a PEM file or 32 bytes (raw or hex)."""
+    ed25519 = _ed25519()
+    from cryptography.hazmat.primitives import serialization
+
+    p = Path(path)
+    if data is None:
+        try:
+            data = p.read_bytes()
+        except OSError as exc:
+            raise ModelError(f"cannot read trusted key {p}: {exc.strerror or exc}") from exc
+        mini = minisign.parse_public_key(data.decode("ascii", errors="replace"))
+        if mini is not None:
+            return ed25519.Ed25519PublicKey.from_public_bytes(mini.raw)
     if data.lstrip().startswith(b"-----BEGIN"):
         try:
             key = serialization.load_pem_public_key(data)
@@ -160,12 +189,31 @@ def generate_keypair(prefix: str | Path) -> tuple[Path, Path]:
 
 
 def sign_package(root: Path, private_key: str | Path) -> Path:
-    """(Re)write CHECKSUMS and sign it; return the ``signature`` path."""
+    """(Re)write CHECKSUMS and sign it in minisign format; return the ``CHECKSUMS.minisig`` path.
+
+    The trusted comment names the package (what ``minisign -V`` shows a person checking it by hand).
+    """
+    from cryptography.hazmat.primitives import serialization
+
     key = load_private_key(private_key)
+    manifest = read_manifest(root / MANIFEST)
     checksums = write_checksums(root)
-    target = root / SIGNATURE
-    target.write_text(key.sign(checksums.read_bytes()).hex() + "\n", encoding="ascii")
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    comment = (
+        f"timestamp:{int(time.time())}\tfile:{CHECKSUMS}\tname:{manifest.name}\tversion:{manifest.version}"
+    )
+    text = minisign.sign(key, minisign.derived_key_id(raw), checksums.read_bytes(), comment)
+    target = root / MINISIG
+    target.write_text(text, encoding="ascii")
+    (root / SIGNATURE).unlink(missing_ok=True)  # a stale older-format signature would only confuse
     return target
+
+
+def signature_kind(root: Path) -> str | None:
+    """``minisign``, ``legacy ed25519`` or None (unsigned), as the package's files say."""
+    if (root / MINISIG).is_file():
+        return "minisign"
+    return "legacy ed25519" if (root / SIGNATURE).is_file() else None
 
 
 def verify_signature(package_root: str | Path, trusted_keys: list[str] | list[Path]) -> str:
@@ -174,20 +222,52 @@ def verify_signature(package_root: str | Path, trusted_keys: list[str] | list[Pa
     root = Path(package_root).resolve()
     if not trusted_keys:
         raise ModelError("signature required but no trusted key is configured")
-    sig_path = root / SIGNATURE
-    if not sig_path.is_file():
-        raise ModelError(
-            f"package {root.name} is not signed (no {SIGNATURE} file) and signatures are required"
-        )
+    kind = signature_kind(root)
+    if kind is None:
+        raise ModelError(f"package {root.name} is not signed (no {MINISIG} file) and signatures are required")
     verify_checksums(root)
+    if kind == "minisign":
+        return _verify_minisign(root, trusted_keys)
+    return _verify_legacy(root, trusted_keys)
+
+
+def _verify_minisign(root: Path, trusted_keys: list[str] | list[Path]) -> str:
+    sig = minisign.parse_signature((root / MINISIG).read_text(encoding="ascii", errors="replace"), MINISIG)
+    data = (root / CHECKSUMS).read_bytes()
+    for key_path in trusted_keys:
+        key_id, key = load_trusted_key(key_path)
+        if (key_id is None or key_id == sig.key_id) and minisign.verify(sig, data, key):
+            _check_trusted_comment(root, sig.trusted_comment)
+            return str(key_path)
+    raise ModelError(
+        f"package {root.name} is not signed by any trusted key (signed by key "
+        f"{minisign.key_id_text(sig.key_id)}; {len(trusted_keys)} trusted key(s) configured)"
+    )
+
+
+def _check_trusted_comment(root: Path, comment: str) -> None:
+    """The signer said which package they signed; it must be this one."""
+    manifest = read_manifest(root / MANIFEST)
+    fields = minisign.trusted_fields(comment)
+    name, version = manifest.name, manifest.version
+    if (fields.get("name"), fields.get("version")) != (name, version):
+        raise ModelError(
+            f"the signature's trusted comment {comment!r} does not name this package "
+            f"({name} {version}): sign with -t 'name={name} version={version}'"
+        )
+
+
+def _verify_legacy(root: Path, trusted_keys: list[str] | list[Path]) -> str:
+    sig_path = root / SIGNATURE
     signature = _decode(sig_path.read_bytes(), 64, "ed25519 signature", sig_path)
     message = (root / CHECKSUMS).read_bytes()
     from cryptography.exceptions import InvalidSignature
 
     for key_path in trusted_keys:
         try:
-            load_public_key(key_path).verify(signature, message)
+            load_trusted_key(key_path)[1].verify(signature, message)
         except InvalidSignature:
             continue
+        log.warning("legacy_signature_format", package=root.name, resign="inspection-agent model sign")
         return str(key_path)
     raise ModelError(f"package {root.name} is not signed by any trusted key ({len(trusted_keys)} configured)")

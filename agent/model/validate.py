@@ -21,7 +21,7 @@ from agent.model.golden import check_golden, golden_images, read_image
 from agent.model.loaded import LoadedModel
 from agent.model.manifest import Manifest, read_manifest
 from agent.model.package import MANIFEST, choose_runtime, inside, open_package
-from agent.model.signing import CHECKSUMS, SIGNATURE, verify_checksums, verify_signature
+from agent.model.signing import CHECKSUMS, signature_kind, verify_checksums, verify_signature
 from agent.runtimes import open_runtime
 from agent.runtimes.base import RuntimeKind
 
@@ -119,12 +119,20 @@ def _manifest(root: Path, box: list[Manifest]) -> str:
 
 
 def _integrity(report: ValidationReport, root: Path, keys: list[str], required: bool) -> None:
-    signed = (root / SIGNATURE).is_file()
+    kind = signature_kind(root)
+    signed = kind is not None
     if required or (signed and keys):
-        report.add("signature", lambda: f"signed by trusted key {verify_signature(root, keys)}")
+        report.add("signature", lambda: _signed(root, keys, kind))
     elif (root / CHECKSUMS).is_file():
         note = "; signature present but not verified (no trusted key given)" if signed else ""
         report.add("checksums", lambda: f"{verify_checksums(root)} files match {CHECKSUMS}{note}")
+
+
+def _signed(root: Path, keys: list[str], kind: str | None) -> str:
+    detail = f"{kind} signature by trusted key {verify_signature(root, keys)}"
+    if kind == "legacy ed25519":
+        detail += " (older format, accepted for one more release: re-sign with `model sign` or minisign)"
+    return detail
 
 
 def _validate_runtime(

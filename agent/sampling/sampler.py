@@ -184,6 +184,14 @@ class Sampler(FrameObserver):
         }
         if frame.ref is not None:
             meta["ref"] = frame.ref
+        # The model's guess travels with the frame, so reviewers and labeling tools start from it.
+        if result.detections:
+            meta["detections"] = [
+                {"label": d.label, "score": round(d.score, 4), "box": [round(v, 4) for v in d.box]}
+                for d in result.detections
+            ]
+        if result.anomaly_score is not None:
+            meta["anomaly_score"] = round(result.anomaly_score, 4)
         return meta
 
     # -- controls (command worker thread) -----------------------------------------------

@@ -1,11 +1,15 @@
-"""Detection outputs -> :class:`InferenceResult`: TFLite SSD postprocess tensors or raw YOLO tensors.
+"""Detection outputs -> :class:`InferenceResult`: TFLite SSD postprocess tensors, raw YOLO tensors, or
+the ``[1, N, 6]`` rows of an end-to-end head (YOLO26/YOLOv10, or an export with NMS built in).
 
-Both formats end the same way: candidate boxes in model-input pixels, mapped back
+Every format ends the same way: candidate boxes in model-input pixels, mapped back
 through the preprocessing :class:`Transform` (stretch, letterbox or centre crop) to
-0..1 positions in the original frame. The decision rules (documented in docs/models.md):
+0..1 positions in the original frame. YOLO and end-to-end boxes arrive in input pixels
+(Ultralytics ONNX) or 0..1 of the input (Ultralytics TFLite): ``output.box_units``, settled
+per runtime at load, says which. The decision rules (documented in docs/models.md):
 
 * ``detections``: candidates scoring at least ``output.score_floor`` after class-aware
-  NMS (YOLO; the SSD op did its own NMS), best first, at most ``output.max_detections``.
+  NMS (raw YOLO only: the SSD op and an end-to-end head already chose), best first, at most
+  ``output.max_detections``.
 * ``scores``: per label, the highest raw score over *all* candidates, before any floor,
   so the sampler sees what the model saw.
 * ``label``/``score``: the best detection; when there is none, ``"ok"`` with
@@ -86,6 +90,14 @@ _TO_XYXY: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
+def input_scale(manifest: Manifest) -> np.ndarray:
+    """Multiplier taking the model's boxes to input pixels: 1 for pixels, the input size for 0..1."""
+    if manifest.output.box_units == "normalized":
+        w, h = manifest.input.width, manifest.input.height
+        return np.array([w, h, w, h], np.float32)
+    return np.ones(4, np.float32)
+
+
 class _Decider:
     """Turns final detections plus per-label raw maxima into the result (shared by both formats)."""
 
@@ -140,6 +152,7 @@ class YoloPostprocessor:
             )
         self.activation = ACTIVATIONS[out.activation]
         self.to_xyxy = _TO_XYXY["xywh" if out.box_format == "auto" else out.box_format]
+        self.scale = input_scale(manifest)
         self.floor, self.iou, self.limit = out.score_floor, out.iou_threshold, out.max_detections
         self.decide = _Decider(manifest, labels, defects)
 
@@ -174,7 +187,7 @@ class YoloPostprocessor:
         keep = np.flatnonzero(best >= self.floor)
         if keep.size > PRE_NMS_CAP:
             keep = keep[np.argpartition(-best[keep], PRE_NMS_CAP)[:PRE_NMS_CAP]]
-        boxes = self.to_xyxy(rows[keep, :4])
+        boxes = self.to_xyxy(rows[keep, :4]) * self.scale
         chosen = class_aware_nms(boxes, best[keep], best_cls[keep], self.iou, self.limit)
         return self.decide(
             map_boxes(boxes[chosen], transform), best[keep][chosen], best_cls[keep][chosen], per_label
@@ -222,6 +235,53 @@ class SsdPostprocessor:
         return self.decide(map_boxes(xyxy, transform), scores[order], ids[order], per_label)
 
 
+class EndToEndPostprocessor:
+    """``[1, N, 6]`` rows of x1, y1, x2, y2, score, class: the head already did NMS, so none here.
+
+    Ultralytics' NMS-free heads (YOLO26, YOLOv10) and its ``nms=True`` exports pad the rows
+    they did not fill with zeros; those fall under the score floor like any weak candidate.
+    """
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        labels: tuple[str, ...],
+        outputs: tuple[TensorSpec, ...],
+        defects: frozenset[str],
+    ) -> None:
+        self.spec = outputs[0]
+        shape = self.spec.shape
+        if len(outputs) != 1 or len(shape) != 3 or shape[2] not in (6, None):
+            raise ModelError(
+                f"an end-to-end detection output is one [1, N, 6] tensor (x1, y1, x2, y2, score, class); "
+                f"this model has {', '.join(str(o.shape) for o in outputs)}"
+            )
+        out = manifest.output
+        self.to_xyxy = _TO_XYXY["xyxy" if out.box_format == "auto" else out.box_format]
+        self.scale = input_scale(manifest)
+        self.nlabels = len(labels)
+        self.floor, self.limit = out.score_floor, out.max_detections
+        self.decide = _Decider(manifest, labels, defects)
+
+    def __call__(self, outputs: list[np.ndarray], transform: Transform) -> InferenceResult:
+        rows = dequantize(outputs[0], self.spec)[0]
+        if rows.ndim != 2 or rows.shape[1] != 6:
+            raise ModelError(f"end-to-end output rows have shape {rows.shape}, expected [N, 6]")
+        _check_finite(rows)
+        scores = rows[:, 4]
+        ids = np.rint(rows[:, 5]).astype(np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.nlabels):
+            raise ModelError(
+                f"model returned class index {int(ids.max())} but the manifest lists {self.nlabels} labels"
+            )
+        per_label = np.zeros(self.nlabels, np.float32)
+        np.maximum.at(per_label, ids, scores)
+        order = np.argsort(-scores, kind="stable")
+        order = order[scores[order] >= self.floor][: self.limit]
+        xyxy = self.to_xyxy(rows[order, :4]) * self.scale
+        return self.decide(map_boxes(xyxy, transform), scores[order], ids[order], per_label)
+
+
 def ssd_roles(outputs: tuple[TensorSpec, ...]) -> tuple[int, int, int, int]:
     """Indices of (boxes, classes, scores, count) among four outputs, by shape, then name, then order."""
     if len(outputs) != 4:
@@ -247,20 +307,36 @@ def ssd_roles(outputs: tuple[TensorSpec, ...]) -> tuple[int, int, int, int]:
     return boxes[0], classes, scores, count[0]
 
 
+def _looks_end_to_end(manifest: Manifest, nlabels: int, spec: TensorSpec) -> bool:
+    """``[1, N, 6]`` that cannot be a raw YOLO tensor of this many labels (which would be 4(+1)+nc wide)."""
+    raw_width = (5 if manifest.output.objectness else 4) + nlabels
+    return len(spec.shape) == 3 and spec.shape[2] == 6 and raw_width != 6 and spec.shape[1] != raw_width
+
+
+_FORMATS: dict[str, PostprocessorFactory] = {
+    "ssd": SsdPostprocessor,
+    "yolo": YoloPostprocessor,
+    "end2end": EndToEndPostprocessor,
+}
+
+
 def choose_format(
     manifest: Manifest, labels: tuple[str, ...], outputs: tuple[TensorSpec, ...], defects: frozenset[str]
 ) -> Postprocessor:
-    """SSD when the model has four outputs (or the manifest says ``ssd``), YOLO for one raw tensor."""
+    """SSD for four outputs, end-to-end for one ``[1, N, 6]`` tensor, YOLO for one raw tensor, unless the
+    manifest names the format (``end2end`` must be named for a 2-label model: its raw tensor is 6 wide too).
+    """
     fmt = manifest.output.format
-    if fmt == "auto":
-        fmt = "ssd" if len(outputs) == 4 else "yolo" if len(outputs) == 1 else fmt
-    if fmt == "ssd":
-        return SsdPostprocessor(manifest, labels, outputs, defects)
-    if fmt == "yolo":
-        return YoloPostprocessor(manifest, labels, outputs, defects)
-    raise ModelError(
-        f"detection output.format {fmt!r} with {len(outputs)} outputs: use ssd (4 outputs) or yolo (1 tensor)"
-    )
+    if fmt == "auto" and len(outputs) == 4:
+        fmt = "ssd"
+    elif fmt == "auto" and len(outputs) == 1:
+        fmt = "end2end" if _looks_end_to_end(manifest, len(labels), outputs[0]) else "yolo"
+    if fmt not in _FORMATS:
+        raise ModelError(
+            f"detection output.format {fmt!r} with {len(outputs)} outputs: use ssd (4 outputs), "
+            "yolo (one raw tensor) or end2end (one [1, N, 6] tensor)"
+        )
+    return _FORMATS[fmt](manifest, labels, outputs, defects)
 
 
 create: PostprocessorFactory = choose_format

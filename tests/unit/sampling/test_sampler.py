@@ -176,3 +176,28 @@ def test_disabled_sampler_sends_nothing(top: float) -> None:
     sampler.observe(frame(0), result(top), payload())
     sampler.close()
     assert sink.messages == []
+
+
+def test_sample_metadata_carries_the_models_boxes_and_anomaly_score() -> None:
+    """So reviewers and labeling tools (Label Studio pre-annotations) start from the model's guess."""
+    from dataclasses import replace
+
+    from agent.model.result import Detection
+
+    sink = RecordingSink()
+    sampler = make(sink, low_confidence=LOW)
+    boxes = (
+        Detection("scratch", 0.61234, (0.1, 0.2, 0.30001, 0.4)),
+        Detection("ok", 0.5, (0.5, 0.5, 0.6, 0.7)),
+    )
+    sampler.observe(frame(0), replace(result(0.6, "scratch"), detections=boxes), payload(0))
+    sampler.observe(frame(1, seed=9), replace(result(0.5), anomaly_score=0.734567), payload(1))
+    sampler.close()
+    first, second = (json.loads(dict(m.user_properties)["meta"]) for m in sink.messages)
+    for meta in (first, second):
+        jsonschema.validate(meta, SCHEMA)
+    assert first["detections"] == [
+        {"label": "scratch", "score": 0.6123, "box": [0.1, 0.2, 0.3, 0.4]},
+        {"label": "ok", "score": 0.5, "box": [0.5, 0.5, 0.6, 0.7]},
+    ]
+    assert "anomaly_score" not in first and second["anomaly_score"] == 0.7346 and "detections" not in second

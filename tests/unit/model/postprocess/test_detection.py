@@ -10,6 +10,7 @@ import pytest
 from agent.errors import ModelError
 from agent.model.manifest import InputSpec, Manifest
 from agent.model.postprocess.detection import (
+    EndToEndPostprocessor,
     SsdPostprocessor,
     YoloPostprocessor,
     choose_format,
@@ -232,3 +233,69 @@ def test_unknown_output_layout_is_refused() -> None:
         choose_format(manifest(), LABELS, (TensorSpec("a", (1, 6, 3), f32),) * 2, frozenset())
     with pytest.raises(ModelError, match="cannot tell the SSD outputs apart"):
         choose_format(manifest(), LABELS, (TensorSpec("a", (1, 10), f32),) * 4, frozenset())
+
+
+# --- box units (Ultralytics TFLite normalises, ONNX keeps pixels) and end-to-end heads ---------
+
+
+def test_normalized_yolo_boxes_are_scaled_to_the_input_before_mapping() -> None:
+    rows = ROWS.copy()
+    rows[:, :4] /= 64.0  # what Ultralytics' TFLite export emits for a 64x64 input
+    result = yolo(rows, box_units="normalized")
+    assert result.detections[0].box == pytest.approx((0.375, 0.375, 0.625, 0.625))
+
+
+def test_box_units_auto_is_normalized_for_tflite_and_pixels_for_onnx() -> None:
+    m = manifest()
+    assert m.output.box_units == "auto"
+    assert m.for_runtime("tflite").output.box_units == "normalized"
+    assert m.for_runtime("onnx").output.box_units == "pixels"
+    explicit = manifest(output={"box_units": "pixels"})
+    assert explicit.for_runtime("tflite").output.box_units == "pixels"
+
+
+THREE = ("scratch", "dent", "chip")
+
+
+def e2e(rows: np.ndarray, labels: tuple[str, ...] = THREE, **out: Any) -> Any:
+    raw = np.zeros((1, 300, 6), np.float32)
+    raw[0, : len(rows)] = rows
+    spec = TensorSpec("output0", (1, 300, 6), np.dtype(np.float32))
+    m = make_manifest("detection", labels, defect_labels=list(labels), output=out)
+    post = choose_format(m, labels, (spec,), frozenset(labels))
+    assert isinstance(post, EndToEndPostprocessor)
+    return post([raw], IDENTITY)
+
+
+def test_end_to_end_rows_are_taken_as_they_are_without_a_second_nms() -> None:
+    # Two heavily overlapping boxes of one class: an NMS would drop the second; the head kept both.
+    rows = np.array(
+        [[8, 8, 24, 24, 0.9, 0], [9, 9, 25, 25, 0.8, 0], [32, 32, 48, 40, 0.6, 2], [0, 0, 4, 4, 0.1, 1]],
+        np.float32,
+    )
+    result = e2e(rows)
+    assert [(d.label, round(d.score, 3)) for d in result.detections] == [
+        ("scratch", 0.9),
+        ("scratch", 0.8),
+        ("chip", 0.6),
+    ]
+    assert result.detections[2].box == pytest.approx((0.5, 0.5, 0.75, 0.625))
+    assert result.scores == pytest.approx({"scratch": 0.9, "dent": 0.1, "chip": 0.6})
+
+
+def test_end_to_end_normalized_boxes_and_a_class_beyond_the_labels() -> None:
+    rows = np.array([[0.125, 0.125, 0.375, 0.375, 0.7, 1]], np.float32)
+    assert e2e(rows, box_units="normalized").detections[0].box == pytest.approx((0.125, 0.125, 0.375, 0.375))
+    with pytest.raises(ModelError, match="class index 5"):
+        e2e(np.array([[0, 0, 1, 1, 0.9, 5]], np.float32))
+
+
+def test_a_two_label_end_to_end_head_must_be_named_in_the_manifest() -> None:
+    spec = TensorSpec("output0", (1, 300, 6), np.dtype(np.float32))
+    auto = choose_format(manifest(), LABELS, (spec,), frozenset(LABELS))
+    assert isinstance(auto, YoloPostprocessor)  # 4 + 2 labels is 6 wide too: a raw tensor by default
+    named = choose_format(manifest(output={"format": "end2end"}), LABELS, (spec,), frozenset(LABELS))
+    assert isinstance(named, EndToEndPostprocessor)
+    with pytest.raises(ModelError, match=r"\[1, N, 6\]"):
+        bad = TensorSpec("output0", (1, 300, 7), np.dtype(np.float32))
+        choose_format(manifest(output={"format": "end2end"}), LABELS, (bad,), frozenset(LABELS))
