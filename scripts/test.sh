@@ -18,7 +18,7 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
   ffmpeg systemd ansible-core
   chromium chromium-driver
-  minisign
+  minisign sudo
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
