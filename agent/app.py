@@ -29,7 +29,7 @@ from agent.model.loaded import LoadedModel, load_model
 from agent.model.store import restore_link
 from agent.pipeline.runner import Pipeline
 from agent.pipeline.supervisor import Supervisor
-from agent.pipeline.swap import ModelSlot
+from agent.pipeline.swap import ModelSlot, ReloadBusy
 from agent.protocol.payloads import encode, event_payload
 from agent.protocol.topics import Topics
 from agent.publish import CommandRouter, Priority, Publisher
@@ -55,6 +55,7 @@ class Agent:
         self.camera_state = "starting"
         self.started = time.time()
         self._stop = threading.Event()
+        self._reload_asked = threading.Event()  # set by SIGHUP, served by the main loop
         self._stop_reason = "stopped"
         self.topics = Topics.from_config(cfg)
         self.skips = SkippedImages(lambda *skip: self.emit(events.image_skipped(*skip)))
@@ -175,6 +176,20 @@ class Agent:
     def request_reload(self, path: str | None = None) -> Future[dict[str, Any]]:
         return self.slot.request(path)
 
+    def _reload_if_asked(self) -> None:
+        """SIGHUP (the store switched ``current``): reload on the main loop, never in the handler.
+
+        Several SIGHUPs make one reload; one that arrives while a load is refused as too soon
+        waits for the next tick instead of being lost, since the store expects the agent to follow.
+        """
+        if not self._reload_asked.is_set():
+            return
+        self._reload_asked.clear()  # before the request: a SIGHUP during it is served next tick
+        try:
+            self.request_reload()
+        except ReloadBusy:
+            self._reload_asked.set()  # too soon after the last load: try again on the next tick
+
     def promote_shadow(self) -> Future[dict[str, Any]]:
         return promote(self.shadows, self.slot.request, self.cfg.resolve(self.cfg.model.path), restore_link)
 
@@ -217,6 +232,7 @@ class Agent:
                 "agent_started", source=self.pipeline.source.description if self.pipeline.source else None
             )
             while not self._stop.is_set() and not self.pipeline.done.is_set():
+                self._reload_if_asked()
                 self.supervisor.tick()
                 self.observers.tick()
                 self.health.tick()
@@ -257,7 +273,7 @@ class Agent:
             return
         signal.signal(signal.SIGTERM, lambda *_: self.stop("SIGTERM"))
         signal.signal(signal.SIGINT, lambda *_: self.stop("SIGINT"))
-        signal.signal(signal.SIGHUP, lambda *_: self.request_reload())
+        signal.signal(signal.SIGHUP, lambda *_: self._reload_asked.set())
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
