@@ -147,14 +147,11 @@ class OpcuaConfig:
     # Both set: only Basic256Sha256 (Sign and SignAndEncrypt) is offered, with this certificate.
     certificate: str | None = None  # PEM or DER
     private_key: str | None = None  # PEM
-    trusted_clients: str | None = None  # a directory of client certificates allowed to connect
 
     def _check(self) -> Problems:
         problems = _check_listen(self.listen) if self.listen is not None else []
         if (self.certificate is None) != (self.private_key is None):
             problems.append(("certificate", "certificate and private_key go together"))
-        if self.trusted_clients is not None and self.certificate is None:
-            problems.append(("trusted_clients", "needs certificate and private_key (Basic256Sha256)"))
         return problems
 
 

@@ -366,7 +366,9 @@ class AgentConfig:
     @property
     def topic_root(self) -> str:
         """The root of every topic this device publishes (``mqtt.topic_root`` filled in)."""
-        return render_topic_root(self.mqtt.topic_root or DEFAULT_TOPIC_ROOT, self.mqtt.topic_prefix, self.device)
+        return render_topic_root(
+            self.mqtt.topic_root or DEFAULT_TOPIC_ROOT, self.mqtt.topic_prefix, self.device
+        )
 
     def _check(self) -> Problems:
         if self.mqtt.topic_root and "{area}" in self.mqtt.topic_root and self.device.area is None:
@@ -387,7 +389,12 @@ def check_topic_template(template: str) -> str | None:
         return f"unknown field(s) {unknown} (use {{{'}, {'.join(TOPIC_FIELDS)}}})"
     if "device" not in names:
         return "must contain {device} (every device needs its own topics)"
-    if any(c in template for c in "#+\0") or template.startswith("/") or template.endswith("/") or "//" in template:
+    if (
+        any(c in template for c in "#+\0")
+        or template.startswith("/")
+        or template.endswith("/")
+        or "//" in template
+    ):
         return "must not contain '#', '+', an empty level or a leading/trailing '/'"
     return None
 

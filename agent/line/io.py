@@ -18,7 +18,7 @@ from agent.events import EventSink
 from agent.line.chip import Chip, EdgeKind
 from agent.line.state import LineState
 from agent.line.timing import Debouncer, PulseScheduler
-from agent.line.trigger import TriggerStamp, Triggers
+from agent.line.trigger import Triggers, TriggerStamp
 from agent.protocol.payloads import ResultPayload
 
 log = structlog.get_logger(__name__)
@@ -121,7 +121,11 @@ class LineIO:
             return
         self._state.add(late_rejects=1)
         log.warning("reject_late", trigger=stamp.seq, label=payload["label"], delay_ms=r.delay_ms)
-        self._emit(events.line_fault("reject_late", f"the result of trigger {stamp.seq} came after its reject window", stamp.seq))
+        self._emit(
+            events.line_fault(
+                "reject_late", f"the result of trigger {stamp.seq} came after its reject window", stamp.seq
+            )
+        )
 
     def _wants_reject(self, payload: ResultPayload) -> bool:
         on = self.cfg.reject.on if self.cfg.reject else []

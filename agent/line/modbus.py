@@ -99,14 +99,14 @@ class ModbusServer:
         self._loop = asyncio.new_event_loop()
         try:
             self._loop.run_until_complete(self._serve(ready))
-        except Exception as exc:  # noqa: BLE001 - reported to start() through the future
+        except Exception as exc:
             if not ready.done():
                 ready.set_exception(exc)
         finally:
             self._loop.close()
 
     async def _serve(self, ready: Future[int]) -> None:
-        from pymodbus.server import ModbusTcpServer  # noqa: PLC0415 - the plc extra, imported lazily
+        from pymodbus.server import ModbusTcpServer
 
         host, _, port = (self.cfg.listen or "").rpartition(":")
         self._server = ModbusTcpServer(self._device(), address=(host.strip("[]"), int(port)))
@@ -116,7 +116,7 @@ class ModbusServer:
         await self._server.serving
 
     def _device(self) -> Any:
-        from pymodbus.simulator import DataType, SimData, SimDevice  # noqa: PLC0415
+        from pymodbus.simulator import DataType, SimData, SimDevice
 
         regs = DataType.REGISTERS
         coils = [SimData(0, count=1, values=False, datatype=DataType.BITS)]
@@ -128,7 +128,7 @@ class ModbusServer:
         table = [SimData(0, count=READ_COUNT, values=0, datatype=regs, readonly=True)]
         return SimDevice(self.cfg.unit_id, simdata=(coils, inputs, holding, table), action=self._action)
 
-    async def _action(
+    async def _action(  # noqa: PLR0917 - pymodbus calls it with six positional arguments
         self, fc: int, start: int, address: int, count: int, current: list[int], values: Sequence[Any] | None
     ) -> Any:
         """Every request passes here: reads are filled from the snapshot, writes are checked."""

@@ -52,7 +52,7 @@ class LineState:
     def add(self, **increments: int) -> None:
         with self._lock:
             s = self._snap
-            self._snap = replace(s, **{k: getattr(s, k) + v for k, v in increments.items()})  # type: ignore[arg-type]
+            self._snap = replace(s, **{k: getattr(s, k) + v for k, v in increments.items()})
         self.changed.set()
 
 

@@ -9,6 +9,7 @@ timed from.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -65,11 +66,9 @@ class Triggers:
         self._thread.start()
 
     def stop(self) -> None:
-        try:
-            self._queue.put_nowait(None)
-        except queue.Full:  # the worker sees the flag after its current inspection
-            pass
         self._stopped = True
+        with contextlib.suppress(queue.Full):  # full: the worker sees the flag after its inspection
+            self._queue.put_nowait(None)
         if self._thread.is_alive():
             self._thread.join(5.0)
 

@@ -196,20 +196,26 @@ class Pipeline:
             if self._frames.put(Job(frame, queued_at=time.monotonic())):
                 self.counters.dropped += 1
 
-    def trigger(self, timeout: float, after: float | None = None, tag: TriggerTag | None = None) -> ResultPayload:
+    def trigger(
+        self, timeout: float, edge: float | None = None, settle_s: float = 0.0, tag: TriggerTag | None = None
+    ) -> ResultPayload:
         """Triggered mode: capture one frame now, inspect it, return its result payload.
 
-        ``after`` (monotonic): frames delivered before it were buffered before the trigger's edge
-        and are passed over (counted stale); ``tag`` goes out with the result (agent/line).
+        With ``edge`` (monotonic time of a trigger's edge), frames delivered before ``edge + settle_s``
+        were buffered or exposed before the edge and are passed over (counted stale); ``tag`` goes
+        out with the result, with the edge-to-frame delay filled in (agent/line, docs/line.md).
         """
         assert self.source is not None
         with self._trigger_lock:
             frame = self.source.read()
-            while frame is not None and after is not None and frame.mono < after:
+            while frame is not None and edge is not None and frame.mono < edge + settle_s:
                 self.counters.stale += 1
                 frame = self.source.read()
         if frame is None:
             raise CameraError("the camera returned no frame")
+        if tag is not None and edge is not None:
+            tag = tag.copy()
+            tag["exposure_delay_ms"] = round((frame.mono - edge) * 1000.0, 3)
         self.counters.captured += 1
         job = Job(frame, queued_at=time.monotonic(), reply=Future(), tag=tag)
         self._frames.put(job)

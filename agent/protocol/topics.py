@@ -66,12 +66,16 @@ class Topics:
         if "area" in names and self.area is None:
             raise ConfigError("mqtt.topic_root uses {area}: set device.area")
         if any(c in self.template for c in _PREFIX_FORBIDDEN) or "//" in self.root or self.root.endswith("/"):
-            raise ConfigError(f"mqtt.topic_root: {self.template!r} must not contain '#', '+' or an empty level")
+            raise ConfigError(
+                f"mqtt.topic_root: {self.template!r} must not contain '#', '+' or an empty level"
+            )
 
     @classmethod
     def from_config(cls, cfg: AgentConfig) -> Topics:
         template = cfg.mqtt.topic_root or DEFAULT_TEMPLATE
-        return cls(cfg.mqtt.topic_prefix, cfg.device.site, cfg.device.line, cfg.device.id, cfg.device.area, template)
+        return cls(
+            cfg.mqtt.topic_prefix, cfg.device.site, cfg.device.line, cfg.device.id, cfg.device.area, template
+        )
 
     @property
     def root(self) -> str:
