@@ -371,9 +371,12 @@ class AgentConfig:
         )
 
     def _check(self) -> Problems:
+        problems: Problems = []
         if self.mqtt.topic_root and "{area}" in self.mqtt.topic_root and self.device.area is None:
-            return [("device.area", "mqtt.topic_root uses {area}: set device.area")]
-        return []
+            problems.append(("device.area", "mqtt.topic_root uses {area}: set device.area"))
+        if self.io.trigger is not None and self.camera.mode != "trigger":
+            problems.append(("io.trigger", "a trigger input needs camera.mode: trigger"))
+        return problems
 
 
 DEFAULT_TOPIC_ROOT = "{prefix}/{site}/{line}/{device}"
