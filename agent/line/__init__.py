@@ -22,7 +22,7 @@ def require(module: str, part: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        extra = EXTRAS.get(module, "io")
+        extra = EXTRAS.get(module.partition(".")[0], EXTRAS.get(module.rpartition(".")[0], "io"))
         raise LineError(
             f"{part} needs the Python package {module!r}: pip install 'inspection-agent[{extra}]'"
         ) from exc
