@@ -32,7 +32,7 @@ from agent.config.line import IoConfig, RejectConfig, TriggerInputConfig  # noqa
 from agent.line.chip import MemoryChip  # noqa: E402
 from agent.line.io import LineIO  # noqa: E402
 from agent.line.state import LineState  # noqa: E402
-from agent.line.trigger import TriggerStamp, Triggers  # noqa: E402
+from agent.line.trigger import Triggers, TriggerStamp  # noqa: E402
 from agent.log import configure  # noqa: E402
 from agent.protocol.payloads import ResultPayload  # noqa: E402
 
@@ -85,7 +85,9 @@ def exposure_delay(triggers: int, fps: float) -> list[float]:
 def reject_jitter(parts: int) -> dict[str, float]:
     """A conveyor: a part every 200 ms, reject 350 ms after its trigger, every other part defective."""
     chip, state = MemoryChip(), LineState()
-    cfg = IoConfig(trigger=TriggerInputConfig(line=17), reject=RejectConfig(line=27, delay_ms=350, pulse_ms=80))
+    cfg = IoConfig(
+        trigger=TriggerInputConfig(line=17), reject=RejectConfig(line=27, delay_ms=350, pulse_ms=80)
+    )
     io = LineIO(cfg, chips=lambda _n: chip, state=state, emit=lambda _e: None, agent_state=lambda: "running")
 
     def inspect(stamp: TriggerStamp) -> ResultPayload:
@@ -118,7 +120,8 @@ def main() -> int:
     print(f"trigger -> frame delivered ({args.fps:g} fps, frame period {period:.1f} ms): {_stats(delays)}")
     print(f"  in frame periods: min {min(delays) / period:.2f}, max {max(delays) / period:.2f}")
     jitter = reject_jitter(args.parts)
-    print(f"reject pulse start, late by (scheduling jitter, {args.parts} parts @ 200 ms, delay 350 ms): {jitter}")
+    print(f"reject pulse start, late by (scheduling jitter, {args.parts} parts @ 200 ms, delay 350 ms):")
+    print(f"  {jitter}")
     return 0
 
 

@@ -19,7 +19,7 @@ from agent.events import EventKind
 from agent.line.chip import MemoryChip
 from agent.line.io import LineIO
 from agent.line.state import LineState
-from agent.line.trigger import TriggerStamp, Triggers
+from agent.line.trigger import Triggers, TriggerStamp
 from agent.protocol.payloads import ResultPayload
 from agent.testing import RecordingSink
 
@@ -135,7 +135,9 @@ def test_triggers_faster_than_inspection_are_counted_never_queued_without_bound(
         refused = [triggers.fire("gpio") is None for _ in range(50)]
         snap = state.snapshot()
         assert snap.triggers == 50
-        assert 47 <= sum(refused) <= 48 and snap.missed == sum(refused)  # 2 waiting (+ 1 in flight, once taken)
+        assert 47 <= sum(refused) <= 48 and snap.missed == sum(
+            refused
+        )  # 2 waiting (+ 1 in flight, once taken)
         release.set()
         deadline = time.monotonic() + 5
         while len(done) < 50 - sum(refused) and time.monotonic() < deadline:

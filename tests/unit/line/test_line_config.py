@@ -31,12 +31,18 @@ def test_a_full_line_config_loads(tmp_path: Path) -> None:
     ("sections", "needle"),
     [
         ({"io": {"trigger": {"line": 17}}}, "io.trigger: a trigger input needs camera.mode: trigger"),
-        ({"io": {"reject": {"line": 5}, "ready": {"line": 5}}}, "ready.line: line 5 on gpiochip0 is also io.reject"),
+        (
+            {"io": {"reject": {"line": 5}, "ready": {"line": 5}}},
+            "ready.line: line 5 on gpiochip0 is also io.reject",
+        ),
         ({"io": {"reject": {"chip": "spi0"}}}, "io.reject.chip"),
         ({"io": {"reject": {"pulse_ms": 0}}}, "io.reject.pulse_ms"),
         ({"modbus": {"listen": "5020"}}, "modbus.listen"),
         ({"modbus": {"listen": "0.0.0.0:5020", "unit_id": 300}}, "modbus.unit_id"),
-        ({"opcua": {"listen": "0.0.0.0:4840", "certificate": "c.der"}}, "certificate and private_key go together"),
+        (
+            {"opcua": {"listen": "0.0.0.0:4840", "certificate": "c.der"}},
+            "certificate and private_key go together",
+        ),
         ({"sparkplug": {"enabled": True, "group_id": "a/b"}}, "sparkplug.group_id"),
         ({"mqtt": {"topic_root": "{prefix}/{plant}/{device}"}}, "unknown field(s) ['plant']"),
         ({"mqtt": {"topic_root": "{prefix}/{site}"}}, "must contain {device}"),
@@ -44,7 +50,9 @@ def test_a_full_line_config_loads(tmp_path: Path) -> None:
         ({"io": {"bogus": 1}}, "io.bogus"),
     ],
 )
-def test_bad_line_config_is_refused_with_the_key(tmp_path: Path, sections: dict[str, Any], needle: str) -> None:
+def test_bad_line_config_is_refused_with_the_key(
+    tmp_path: Path, sections: dict[str, Any], needle: str
+) -> None:
     with pytest.raises(ConfigError) as err:
         _load(tmp_path, **sections)
     assert needle in str(err.value)
@@ -65,7 +73,7 @@ def test_the_isa95_topic_template_shapes_every_topic(tmp_path: Path) -> None:
 
 def test_a_missing_gpio_chip_fails_at_start_with_the_path(tmp_path: Path) -> None:
     pytest.importorskip("gpiod")
-    from agent.line.gpiod_chip import GpiodChip  # noqa: PLC0415
+    from agent.line.gpiod_chip import GpiodChip
 
     chip = GpiodChip("gpiochip97")
     with pytest.raises(LineError, match="/dev/gpiochip97"):
@@ -73,7 +81,7 @@ def test_a_missing_gpio_chip_fails_at_start_with_the_path(tmp_path: Path) -> Non
 
 
 def test_a_missing_extra_names_the_extra_to_install() -> None:
-    from agent.line import require  # noqa: PLC0415
+    from agent.line import require
 
     with pytest.raises(LineError, match=r"inspection-agent\[plc\]"):
         require("asyncua.no_such_module", "opcua")
