@@ -109,13 +109,12 @@ def test_ready_is_on_and_fault_off_while_running_and_reversed_at_stop(rig) -> No
 
 def test_a_bouncing_input_triggers_once_per_part(rig) -> None:  # type: ignore[no-untyped-def]
     chip, io, _triggers, state, *_ = rig
-    for _ in range(3):  # three parts, each edge chattering for ~3 ms
-        for _ in range(4):
-            chip.drive(TRIGGER, True)
+    for part in range(3):  # three parts, each edge chattering for 3 ms (kernel timestamps)
+        t0 = time.monotonic() + part * 0.25
+        for k in range(4):
+            chip.drive(TRIGGER, True, t0 + k * 0.001)
             chip.drive(TRIGGER, False)
-            time.sleep(0.0008)
-        time.sleep(0.25)
-    time.sleep(0.1)
+        time.sleep(0.1)
     assert state.snapshot().triggers == 3
     assert io.bounced == 9
 
