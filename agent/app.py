@@ -23,6 +23,8 @@ from agent.drift.monitor import DriftMonitor
 from agent.errors import PublishError
 from agent.events import Event
 from agent.health.report import HealthReporter
+from agent.line.service import Hooks, build_lines
+from agent.line.state import agent_state
 from agent.log import bind
 from agent.model import state as model_state
 from agent.model.loaded import LoadedModel, load_model
@@ -49,6 +51,7 @@ class Agent:
     """One camera, one model, one broker connection."""
 
     pipeline: Pipeline  # declared: the shadow's gates read it before it is built
+    supervisor: Supervisor  # declared: the line's state hook reads it before it is built
 
     def __init__(self, cfg: AgentConfig) -> None:
         self.cfg = cfg
@@ -102,6 +105,18 @@ class Agent:
             emit=self.emit,
             offer=[sampler.offer for sampler in samplers],
         )
+        self.lines = build_lines(  # the line integration (docs/line.md): [] unless configured
+            cfg,
+            Hooks(
+                trigger=lambda *args: self.pipeline.trigger(*args),  # noqa: PLW0108 - built below
+                agent_state=lambda: agent_state(self.supervisor.health(), self.camera_state),
+                labels=lambda: self.slot.model.package.labels,
+                model_version=lambda: self.slot.model.version,
+            ),
+            sink=self.publisher,
+            topics=self.topics,
+            emit=self.emit,
+        )
         self.pipeline = Pipeline(
             cfg,
             source_factory=self._source,
@@ -109,7 +124,7 @@ class Agent:
             topics=self.topics,
             sink=self.publisher,
             emit=self.emit,
-            observers=[*samplers, drift, *self.shadows, *build_consoles(cfg, self)],
+            observers=[*samplers, drift, *self.shadows, *build_consoles(cfg, self), *self.lines],
         )
         self.observers = self.pipeline.observers
         self.supervisor = Supervisor(
@@ -225,6 +240,9 @@ class Agent:
             _wait_for(lambda: self.publisher.connected, FIRST_CONNECT_S)
             self.pipeline.start()
             stack.callback(self.pipeline.stop)
+            for line in self.lines:  # after the pipeline: a trigger always finds it running
+                line.start()
+                stack.callback(line.stop)
             stack.callback(self.observers.close, 5.0)  # queued samples go to the outbox first
             if self.camera_state == "starting":
                 self._on_camera("online")

@@ -43,6 +43,11 @@ class PublishError(AgentError):
     """The broker refused us or a message cannot be delivered as asked."""
 
 
+class LineError(AgentError):
+    """The line integration (GPIO, Modbus, OPC UA, Sparkplug) cannot start: a missing extra, a busy
+    port, a GPIO line another program holds. Raised at start, so the process exits and says why."""
+
+
 class CommandError(AgentError):
     """A remote command is malformed or not allowed; the message goes back in the reply."""
 

@@ -29,6 +29,7 @@ class EventKind(str, Enum):
     SHADOW = "shadow"
     OUTBOX_DISK = "outbox_disk"
     IMAGE_SKIPPED = "image_skipped"
+    LINE = "line"  # the line integration: a late reject, a trigger that could not be served
 
 
 class Severity(str, Enum):
@@ -103,6 +104,11 @@ class ImageSkippedDetails(TypedDict):
     skipped: int
 
 
+class LineDetails(TypedDict):
+    what: str  # reject_late, ...
+    trigger: int  # the trigger's sequence number
+
+
 Details = (
     OverrunDetails
     | OverrunClearedDetails
@@ -114,6 +120,7 @@ Details = (
     | ShadowDetails
     | OutboxDiskDetails
     | ImageSkippedDetails
+    | LineDetails
 )
 
 
@@ -218,3 +225,8 @@ def image_skipped(source: str, file: str, reason: str, skipped: int) -> Event:
         f"{source}: skipped {file}: {reason} ({skipped} skipped so far)",
         ImageSkippedDetails(source=source, file=file, reason=reason, skipped=skipped),
     )
+
+
+def line_fault(what: str, message: str, trigger: int) -> Event:
+    """Something on the line went wrong for one part (a reject that came too late hits the wrong part)."""
+    return Event(EventKind.LINE, Severity.ALARM, message, LineDetails(what=what, trigger=trigger))

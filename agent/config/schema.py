@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from agent.config.line import HomeAssistantConfig, IoConfig, ModbusConfig, OpcuaConfig, SparkplugConfig
 from agent.config.observers import DriftConfig, HealthConfig, SamplingConfig, ShadowConfig
 from agent.config.secret import Secret
 
@@ -58,12 +59,13 @@ class DeviceConfig:
     id: str
     site: str
     line: str
+    area: str | None = None  # the ISA-95 area, for an mqtt.topic_root template that has {area}
 
     def _check(self) -> Problems:
         return [
             (name, "may only contain letters, digits, '_', '-' and '.' (it is part of MQTT topics)")
-            for name in ("id", "site", "line")
-            if not _TOPIC_SAFE.match(getattr(self, name))
+            for name in ("id", "site", "line", "area")
+            if getattr(self, name) is not None and not _TOPIC_SAFE.match(getattr(self, name))
         ]
 
 
@@ -191,6 +193,10 @@ class MqttConfig:
     host: str = "127.0.0.1"
     port: int = 1883
     topic_prefix: str = "inspection"
+    # The device's topic root as a template of {prefix} {site} {area} {line} {device}, for plants
+    # with an ISA-95 / Unified Namespace, e.g. "{prefix}/{site}/{area}/{line}/{device}".
+    # None: {prefix}/{site}/{line}/{device} (what the collector subscribes to).
+    topic_root: str | None = None
     qos: Literal[0, 1] = 1  # for defect events, samples and other events
     protocol: Literal["5", "3.1.1"] = "5"
     client_id: str | None = None  # default: {prefix}-{site}-{line}-{device}
@@ -226,6 +232,8 @@ class MqttConfig:
             problems.append(("password", "give only one of password, password_file, password_credential"))
         if self.max_packet_bytes < 1024:
             problems.append(("max_packet_bytes", "must be at least 1024"))
+        if self.topic_root is not None and (why := check_topic_template(self.topic_root)):
+            problems.append(("topic_root", why))
         if self.reconnect_min_s <= 0 or self.reconnect_max_s < self.reconnect_min_s:
             problems.append(("reconnect_max_s", "backoff needs 0 < reconnect_min_s <= reconnect_max_s"))
         return problems
@@ -325,6 +333,12 @@ class AgentConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     shadow: ShadowConfig = field(default_factory=ShadowConfig)
     web: WebConsoleConfig = field(default_factory=WebConsoleConfig)  # the device console (docs/console.md)
+    # The line integration (docs/line.md): digital I/O, PLC/SCADA protocols, Home Assistant.
+    io: IoConfig = field(default_factory=IoConfig)
+    modbus: ModbusConfig = field(default_factory=ModbusConfig)
+    opcua: OpcuaConfig = field(default_factory=OpcuaConfig)
+    sparkplug: SparkplugConfig = field(default_factory=SparkplugConfig)
+    homeassistant: HomeAssistantConfig = field(default_factory=HomeAssistantConfig)
     # Directory of the config file; relative paths in the file are relative to it.
     base_dir: Path = field(default=Path("."), init=False, compare=False)
 
@@ -351,5 +365,43 @@ class AgentConfig:
 
     @property
     def topic_root(self) -> str:
-        """``{prefix}/{site}/{line}/{device}``, the root of every topic this device publishes."""
-        return f"{self.mqtt.topic_prefix}/{self.device.site}/{self.device.line}/{self.device.id}"
+        """The root of every topic this device publishes (``mqtt.topic_root`` filled in)."""
+        return render_topic_root(
+            self.mqtt.topic_root or DEFAULT_TOPIC_ROOT, self.mqtt.topic_prefix, self.device
+        )
+
+    def _check(self) -> Problems:
+        problems: Problems = []
+        if self.mqtt.topic_root and "{area}" in self.mqtt.topic_root and self.device.area is None:
+            problems.append(("device.area", "mqtt.topic_root uses {area}: set device.area"))
+        if self.io.trigger is not None and self.camera.mode != "trigger":
+            problems.append(("io.trigger", "a trigger input needs camera.mode: trigger"))
+        return problems
+
+
+DEFAULT_TOPIC_ROOT = "{prefix}/{site}/{line}/{device}"
+TOPIC_FIELDS = ("prefix", "site", "area", "line", "device")
+_FIELD = re.compile(r"\{([^{}]*)\}")
+
+
+def check_topic_template(template: str) -> str | None:
+    """Why ``template`` cannot be a topic root, or None when it can."""
+    names = _FIELD.findall(template)
+    unknown = sorted(set(names) - set(TOPIC_FIELDS))
+    if unknown:
+        return f"unknown field(s) {unknown} (use {{{'}, {'.join(TOPIC_FIELDS)}}})"
+    if "device" not in names:
+        return "must contain {device} (every device needs its own topics)"
+    if (
+        any(c in template for c in "#+\0")
+        or template.startswith("/")
+        or template.endswith("/")
+        or "//" in template
+    ):
+        return "must not contain '#', '+', an empty level or a leading/trailing '/'"
+    return None
+
+
+def render_topic_root(template: str, prefix: str, device: DeviceConfig) -> str:
+    values = {"prefix": prefix, "site": device.site, "area": device.area or "", "line": device.line}
+    return _FIELD.sub(lambda m: values.get(m.group(1), device.id), template)

@@ -31,7 +31,7 @@ from agent.pipeline.handoff import BoundedQueue, Closed, Handoff, LatestSlot
 from agent.pipeline.observers import Observers, SwapWatch
 from agent.pipeline.stats import Counters, LatencyWindow
 from agent.pipeline.swap import ModelSlot
-from agent.protocol.payloads import ResultPayload, encode, result_payload
+from agent.protocol.payloads import ResultPayload, TriggerTag, encode, result_payload
 from agent.protocol.topics import Topics
 from agent.publish import Priority, Sink
 
@@ -50,6 +50,7 @@ class Job:
     queue_ms: float = 0.0
     error: str | None = None
     reply: Future[ResultPayload] | None = field(default=None)
+    tag: TriggerTag | None = None  # the trigger this frame answers, published with its result
 
 
 _END: Any = object()
@@ -195,15 +196,28 @@ class Pipeline:
             if self._frames.put(Job(frame, queued_at=time.monotonic())):
                 self.counters.dropped += 1
 
-    def trigger(self, timeout: float) -> ResultPayload:
-        """Triggered mode: capture one frame now, inspect it, return its result payload."""
+    def trigger(
+        self, timeout: float, edge: float | None = None, settle_s: float = 0.0, tag: TriggerTag | None = None
+    ) -> ResultPayload:
+        """Triggered mode: capture one frame now, inspect it, return its result payload.
+
+        With ``edge`` (monotonic time of a trigger's edge), frames delivered before ``edge + settle_s``
+        were buffered or exposed before the edge and are passed over (counted stale); ``tag`` goes
+        out with the result, with the edge-to-frame delay filled in (agent/line, docs/line.md).
+        """
         assert self.source is not None
         with self._trigger_lock:
             frame = self.source.read()
+            while frame is not None and edge is not None and frame.mono < edge + settle_s:
+                self.counters.stale += 1
+                frame = self.source.read()
         if frame is None:
             raise CameraError("the camera returned no frame")
+        if tag is not None and edge is not None:
+            tag = tag.copy()
+            tag["exposure_delay_ms"] = round((frame.mono - edge) * 1000.0, 3)
         self.counters.captured += 1
-        job = Job(frame, queued_at=time.monotonic(), reply=Future())
+        job = Job(frame, queued_at=time.monotonic(), reply=Future(), tag=tag)
         self._frames.put(job)
         assert job.reply is not None
         return job.reply.result(timeout)
@@ -329,6 +343,8 @@ class Pipeline:
             latency=latency,
             budget_ms=budget,
         )
+        if job.tag is not None:
+            payload["trigger"] = job.tag
         self._send(payload, result.is_defect)
         self._account(latency, payload["over_budget"], result.is_defect)
         self.overrun.observe(payload["over_budget"])  # before the swap watch: a rollback wins over a fallback

@@ -64,7 +64,17 @@ class ModelSummary(TypedDict):
     runtime: str
 
 
+class TriggerTag(TypedDict):
+    """The trigger a result answers (agent/line): its sequence number, edge time and source."""
+
+    seq: int
+    ts: int  # epoch ms of the edge
+    source: str  # gpio, modbus, opcua, sparkplug
+    exposure_delay_ms: float  # from the edge to the frame's delivery
+
+
 class _ResultExtras(TypedDict, total=False):
+    trigger: TriggerTag
     detections: list[dict[str, Any]]
     anomaly_score: float
     ref: str

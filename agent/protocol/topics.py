@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 _LEVEL = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _PREFIX_FORBIDDEN = ("#", "+", "\0")
 _MAX_TOPIC_BYTES = 65535
+DEFAULT_TEMPLATE = "{prefix}/{site}/{line}/{device}"
+_FIELD = re.compile(r"\{([^{}]*)\}")
+_FIELDS = ("prefix", "site", "area", "line", "device")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,12 +25,16 @@ class Topics:
 
     Site, line and device are single topic levels (letters, digits, ``_ - .``) so that a
     subscriber can address one of them with ``+`` and an ACL can use ``%c``-style patterns.
+    A plant with an ISA-95 / Unified Namespace sets ``template`` (``mqtt.topic_root``), e.g.
+    ``{prefix}/{site}/{area}/{line}/{device}``; the collector's fleet filters assume the default.
     """
 
     prefix: str
     site: str
     line: str
     device: str
+    area: str | None = None
+    template: str = DEFAULT_TEMPLATE
 
     def __post_init__(self) -> None:
         if (
@@ -41,20 +48,41 @@ class Topics:
                 f"mqtt.topic_prefix: {self.prefix!r} must be non-empty, without '#', '+', "
                 "an empty level or a leading/trailing '/'"
             )
-        for name in ("site", "line", "device"):
+        for name in ("site", "line", "device", "area"):
             value = getattr(self, name)
-            if not _LEVEL.match(value):
+            if value is not None and not _LEVEL.match(value):
                 raise ConfigError(f"device.{name}: {value!r} may only contain letters, digits, '_', '-', '.'")
+        self._check_template()
         if len(self.root.encode()) > _MAX_TOPIC_BYTES - 64:
             raise ConfigError("mqtt.topic_prefix: the topic root is too long for MQTT")
 
+    def _check_template(self) -> None:
+        names = _FIELD.findall(self.template)
+        if "device" not in names or set(names) - set(_FIELDS):
+            raise ConfigError(
+                f"mqtt.topic_root: {self.template!r} must contain {{device}} and only "
+                "{prefix}, {site}, {area}, {line}, {device}"
+            )
+        if "area" in names and self.area is None:
+            raise ConfigError("mqtt.topic_root uses {area}: set device.area")
+        if any(c in self.template for c in _PREFIX_FORBIDDEN) or "//" in self.root or self.root.endswith("/"):
+            raise ConfigError(
+                f"mqtt.topic_root: {self.template!r} must not contain '#', '+' or an empty level"
+            )
+
     @classmethod
     def from_config(cls, cfg: AgentConfig) -> Topics:
-        return cls(cfg.mqtt.topic_prefix, cfg.device.site, cfg.device.line, cfg.device.id)
+        template = cfg.mqtt.topic_root or DEFAULT_TEMPLATE
+        return cls(
+            cfg.mqtt.topic_prefix, cfg.device.site, cfg.device.line, cfg.device.id, cfg.device.area, template
+        )
 
     @property
     def root(self) -> str:
-        return f"{self.prefix}/{self.site}/{self.line}/{self.device}"
+        if self.template == DEFAULT_TEMPLATE:
+            return f"{self.prefix}/{self.site}/{self.line}/{self.device}"
+        values = {"prefix": self.prefix, "site": self.site, "area": self.area or "", "line": self.line}
+        return _FIELD.sub(lambda m: values.get(m.group(1), self.device), self.template)
 
     @property
     def status(self) -> str:

@@ -102,6 +102,7 @@ def test_every_event_the_parts_raise_validates_on_the_wire(build: Build, tmp_pat
             False, "the outbox has room again", {"sample": 0, "result": 3, "event": 0, "defect": 1}
         ),
         events.image_skipped("dir:/data", "a.png", "empty file", 1),
+        events.line_fault("reject_late", "the result of trigger 7 came after its reject window", 7),
     ]
     for event in raised:
         wire = json.loads(encode(event_payload(DEVICE, event)))  # what Agent.emit publishes

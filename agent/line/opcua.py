@@ -1,0 +1,163 @@
+"""An OPC UA server (asyncua, extra ``plc``): ``Objects/Inspection/{device}`` with the counters, the
+last result and a ``Trigger`` method; only Basic256Sha256 (Sign, SignAndEncrypt) when a certificate
+is configured, otherwise None (for a closed cell network; docs/line.md).
+
+The server runs on its own thread and event loop; values are copied from :class:`LineState` every
+``REFRESH_S``, so the publish thread never waits on a client and a client that connects and never
+reads costs one idle session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from agent.config.line import OpcuaConfig
+from agent.errors import LineError
+from agent.line import require
+from agent.line.state import LineState, Snapshot
+
+log = structlog.get_logger(__name__)
+
+REFRESH_S = 0.1
+TRIGGER_WAIT_S = 10.0
+
+# Variables under Objects/Inspection/{device}: (browse name, variant type name, value from a snapshot).
+VARIABLES: tuple[tuple[str, str, Callable[[Snapshot], Any]], ...] = (
+    ("PartCount", "UInt64", lambda s: s.parts),
+    ("DefectCount", "UInt64", lambda s: s.defects),
+    ("LastLabel", "String", lambda s: s.label),
+    ("LastLabelIndex", "UInt32", lambda s: s.label_index),
+    ("LastScore", "Double", lambda s: s.score),
+    ("LastLatencyMs", "Double", lambda s: s.latency_ms),
+    ("LastDefect", "Boolean", lambda s: s.defect),
+    ("State", "String", lambda s: s.state),
+    ("ModelVersion", "String", lambda s: s.model_version),
+    ("Triggers", "UInt64", lambda s: s.triggers),
+    ("MissedTriggers", "UInt64", lambda s: s.missed),
+    ("Rejects", "UInt64", lambda s: s.rejects),
+    ("LateRejects", "UInt64", lambda s: s.late_rejects),
+)
+
+
+class OpcuaServer:
+    def __init__(
+        self, cfg: OpcuaConfig, base_dir: Path, *, device: str, state: LineState, fire: Callable[[str], Any]
+    ) -> None:
+        assert cfg.listen is not None
+        self._ua = require("asyncua", "opcua")
+        self.cfg = cfg
+        self._base = base_dir
+        self.device = device
+        self._state = state
+        self._fire = fire
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._nodes: dict[str, Any] = {}
+
+    def start(self) -> None:
+        ready: Future[int] = Future()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="opcua", daemon=True)
+        self._thread.start()
+        try:
+            self.port = ready.result(30.0)
+        except Exception as exc:
+            raise LineError(f"opcua: cannot serve on {self.cfg.listen}: {exc}") from exc
+        log.info("opcua_listening", listen=self.cfg.listen, port=self.port)
+
+    def stop(self) -> None:
+        loop, stopping = self._loop, self._stopping
+        if loop is not None and stopping is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(stopping.set)
+        if self._thread is not None:
+            self._thread.join(10.0)
+
+    def _run(self, ready: Future[int]) -> None:
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._loop.run_until_complete(self._serve(ready))
+        except Exception as exc:
+            if not ready.done():
+                ready.set_exception(exc)
+            else:
+                log.exception("opcua_server_failed")
+        finally:
+            self._loop.close()
+
+    async def _serve(self, ready: Future[int]) -> None:
+        self._stopping = asyncio.Event()
+        server = await self._build()
+        async with server:
+            ready.set_result(self._bound_port(server))
+            while not self._stopping.is_set():
+                await self._refresh()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), REFRESH_S)
+
+    async def _build(self) -> Any:
+        ua = self._ua.ua
+        server = self._ua.Server()
+        await server.init()
+        host, _, port = (self.cfg.listen or "").rpartition(":")
+        server.set_endpoint(f"opc.tcp://{host}:{port}/inspection/")
+        server.set_server_name(f"inspection-agent {self.device}")
+        await self._secure(server, ua)
+        idx = await server.register_namespace(self.cfg.namespace)
+        root = await server.nodes.objects.add_object(idx, "Inspection")
+        device = await root.add_object(idx, self.device)
+        snap = self._state.snapshot()
+        for name, kind, get in VARIABLES:
+            variant = ua.Variant(get(snap), getattr(ua.VariantType, kind))
+            self._nodes[name] = await device.add_variable(idx, name, variant)
+        await device.add_method(
+            idx, "Trigger", self._trigger, [], [ua.VariantType.UInt32, ua.VariantType.String]
+        )
+        return server
+
+    async def _secure(self, server: Any, ua: Any) -> None:
+        if self.cfg.certificate is None or self.cfg.private_key is None:
+            server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+            return
+        server.set_security_policy([
+            ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
+            ua.SecurityPolicyType.Basic256Sha256_Sign,
+        ])  # fmt: skip
+        await server.load_certificate(str(self._base / self.cfg.certificate))
+        await server.load_private_key(str(self._base / self.cfg.private_key))
+
+    @staticmethod
+    def _bound_port(server: Any) -> int:
+        """The port actually bound (``listen`` may ask for port 0)."""
+        sockets = server.bserver._server.sockets  # asyncua keeps the asyncio server there
+        return int(sockets[0].getsockname()[1])
+
+    async def _refresh(self) -> None:
+        ua = self._ua.ua
+        snap = self._state.snapshot()
+        for name, kind, get in VARIABLES:
+            await self._nodes[name].write_value(ua.Variant(get(snap), getattr(ua.VariantType, kind)))
+
+    async def _trigger(self, _parent: Any) -> list[Any]:
+        """Trigger(): inspect one part; returns the trigger's sequence number and the result's label."""
+        ua = self._ua.ua
+        stamp = self._fire("opcua")
+        if stamp is None:
+            return ua.StatusCode(ua.StatusCodes.BadTooManyOperations)  # type: ignore[no-any-return]
+        try:
+            payload = await asyncio.wait_for(asyncio.wrap_future(stamp.reply), TRIGGER_WAIT_S)
+        except Exception as exc:
+            log.warning("opcua_trigger_failed", error=str(exc))
+            return ua.StatusCode(ua.StatusCodes.BadInternalError)  # type: ignore[no-any-return]
+        return [
+            ua.Variant(stamp.seq, ua.VariantType.UInt32),
+            ua.Variant(payload["label"], ua.VariantType.String),
+        ]

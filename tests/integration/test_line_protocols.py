@@ -1,0 +1,194 @@
+"""The line's protocols with real clients on loopback, against a real agent (synthetic camera, trigger
+mode, the demo model) and a real mosquitto: a pymodbus PLC, an asyncua client, a Sparkplug B
+subscriber decoding with the protobuf schema, and the faults a plant network brings (an idle
+client, 50 at once, an out-of-range write, a malformed Sparkplug command).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.app import Agent
+from agent.config import load_config
+from agent.line.modbus import ModbusServer
+from agent.line.opcua import OpcuaServer
+from agent.line.service import Line
+from agent.line.sparkplug import SparkplugNode
+from agent.line.sparkplug_pb import payload_class
+from agent.protocol.topics import Topics
+from tests.support.agentproc import write_config
+from tests.support.mosquitto import Mosquitto, Subscriber
+
+pytestmark = pytest.mark.integration
+
+pymodbus_client = pytest.importorskip("pymodbus.client")
+asyncua = pytest.importorskip("asyncua")
+
+
+def _wait(cond: Callable[[], Any], timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def agent(mosquitto: Mosquitto, unique_prefix: str, tmp_path: Path) -> Iterator[Agent]:
+    config = write_config(
+        tmp_path / "agent", port=mosquitto.port, prefix=unique_prefix, source="synthetic:3",
+        camera={"mode": "trigger", "fps": 30, "realtime": True, "synthetic_defect_rate": 0.5},
+        modbus={"listen": "127.0.0.1:0", "unit_id": 1},
+        opcua={"listen": "127.0.0.1:0"},
+        sparkplug={"enabled": True, "group_id": unique_prefix},
+        homeassistant={"enabled": True, "discovery_prefix": f"{unique_prefix}-ha"},
+    )  # fmt: skip
+    agent = Agent(load_config(config))
+    thread = threading.Thread(target=agent.run, daemon=True)
+    thread.start()
+    line = agent.lines[0]
+    _wait(lambda: all(getattr(p, "port", 1) for p in line.parts))
+    yield agent
+    agent.stop("test over")
+    thread.join(20)
+
+
+def _part(line: Line, kind: type) -> Any:
+    return next(p for p in line.parts if isinstance(p, kind))
+
+
+def test_a_plc_reads_counters_change_and_triggers_through_the_coil(
+    agent: Agent, mosquitto: Mosquitto
+) -> None:
+    line = agent.lines[0]
+    port = _part(line, ModbusServer).port
+    idle = socket.create_connection(("127.0.0.1", port))  # a client that connects and never reads
+    topics = agent.topics
+    with Subscriber(mosquitto.port, topics.result) as results:
+        plc = pymodbus_client.ModbusTcpClient("127.0.0.1", port=port)
+        assert plc.connect()
+        try:
+            before = plc.read_input_registers(0, count=24, device_id=1).registers
+            for n in range(1, 4):
+                assert not plc.write_coil(0, True, device_id=1).isError()
+                _wait(
+                    lambda n=n: (
+                        plc.read_input_registers(0, count=2, device_id=1).registers[1] >= before[1] + n
+                    )
+                )
+            regs = plc.read_holding_registers(0, count=24, device_id=1).registers
+            assert regs[1] - before[1] == 3 and regs[9] == 3  # parts and triggers
+            assert regs[7] == 1  # running
+            version = bytes(b for r in regs[16:24] for b in (r >> 8, r & 0xFF)).rstrip(b"\0").decode()
+            assert version == agent.slot.model.version
+            assert 0 <= regs[5] <= 1000 and regs[2:4] == [0, agent.pipeline.counters.defects]
+
+            bad = plc.write_register(32, 7, device_id=1)  # out of range: refused, nothing changes
+            assert bad.isError() and bad.exception_code == 3
+            assert plc.write_register(3, 0, device_id=1).exception_code == 2  # read-only
+            assert plc.read_holding_registers(32, count=1, device_id=1).registers == [1]
+            assert not plc.write_coil(0, True, device_id=1).isError()  # and the line goes on
+            _wait(lambda: plc.read_input_registers(0, count=2, device_id=1).registers[1] == before[1] + 4)
+        finally:
+            plc.close()
+            idle.close()
+        got = results.wait_for(4, timeout=10)
+    tags = [json.loads(m[1])["trigger"] for m in got]
+    assert [t["seq"] for t in tags] == [1, 2, 3, 4] and {t["source"] for t in tags} == {"modbus"}
+    settle_ms = 1000 / 30
+    assert all(t["exposure_delay_ms"] >= settle_ms for t in tags)  # every frame came after its trigger
+
+
+def test_fifty_modbus_clients_at_once_all_get_answers(agent: Agent) -> None:
+    port = _part(agent.lines[0], ModbusServer).port
+
+    def one(_: int) -> list[int]:
+        client = pymodbus_client.ModbusTcpClient("127.0.0.1", port=port, timeout=10)
+        try:
+            assert client.connect()
+            return list(client.read_input_registers(0, count=24, device_id=1).registers)
+        finally:
+            client.close()
+
+    with ThreadPoolExecutor(50) as pool:
+        answers = list(pool.map(one, range(50)))
+    assert len(answers) == 50 and all(len(a) == 24 for a in answers)
+
+
+def test_an_opcua_client_reads_the_nodes_and_calls_trigger(agent: Agent) -> None:
+    port = _part(agent.lines[0], OpcuaServer).port
+    idle = socket.create_connection(("127.0.0.1", port))  # connects and never says hello
+
+    async def session() -> tuple[int, str, int, int, str]:
+        async with asyncua.Client(f"opc.tcp://127.0.0.1:{port}/inspection/", timeout=10) as client:
+            ns = await client.get_namespace_index("urn:inspection-agent")
+            device = await client.nodes.objects.get_child([f"{ns}:Inspection", f"{ns}:cam-01"])
+            parts = await device.get_child(f"{ns}:PartCount")
+            before = await parts.read_value()
+            seq, label = await device.call_method(f"{ns}:Trigger")
+            await asyncio.sleep(0.5)
+            after = await parts.read_value()
+            version = await (await device.get_child(f"{ns}:ModelVersion")).read_value()
+            return seq, label, before, after, version
+
+    try:
+        seq, label, before, after, version = asyncio.run(session())
+    finally:
+        idle.close()
+    assert seq == 1 and label in agent.slot.model.package.labels
+    assert after == before + 1 and version == agent.slot.model.version
+
+
+def test_a_sparkplug_subscriber_decodes_births_and_data(
+    agent: Agent, mosquitto: Mosquitto, unique_prefix: str
+) -> None:
+    node = _part(agent.lines[0], SparkplugNode)
+    payload = payload_class()
+    with Subscriber(mosquitto.port, f"spBv1.0/{unique_prefix}/#") as sub:
+        node.birth()  # a late subscriber asks for a rebirth; here the test does it directly
+        births = sub.wait_for(2, where=lambda m: "BIRTH" in m[0])
+        nbirth = payload.FromString(next(m[1] for m in births if "/NBIRTH/" in m[0]))
+        assert {m.name: m.long_value for m in nbirth.metrics}["bdSeq"] == node.bd_seq and nbirth.seq == 0
+        dbirth = payload.FromString(next(m[1] for m in births if "/DBIRTH/" in m[0]))
+        names = {m.name for m in dbirth.metrics}
+        assert {"Parts", "Defects", "Last/Label", "State", "Model/Version", "Trigger"} <= names
+
+        # A malformed command is counted and dropped; a DCMD Trigger inspects a part.
+        sub.publish(node.topic("NCMD"), b"\xff\xff\xffnot protobuf", qos=0)
+        cmd = payload(timestamp=int(time.time() * 1000))
+        cmd.metrics.add(name="Trigger", datatype=11, boolean_value=True)
+        sub.publish(node.topic("DCMD", device=True), cmd.SerializeToString(), qos=0)
+        data = sub.wait_for(
+            1, timeout=10, where=lambda m: "/DDATA/" in m[0] and _metric(payload, m[1], "Parts")
+        )
+        assert _metric(payload, data[-1][1], "Parts") is not None
+        assert node.malformed == 1
+    assert agent.lines[0].state.snapshot().triggers == 1
+
+
+def _metric(payload: Any, raw: bytes, name: str) -> Any:
+    return next(
+        (m.long_value for m in payload.FromString(raw).metrics if m.name == name and m.long_value), None
+    )
+
+
+def test_home_assistant_finds_the_device(agent: Agent, mosquitto: Mosquitto, unique_prefix: str) -> None:
+    with Subscriber(mosquitto.port, f"{unique_prefix}-ha/#") as sub:
+        docs = sub.wait_for(7, timeout=10)
+    configs = {m[0]: json.loads(m[1]) for m in docs}
+    topics: Topics = agent.topics
+    states = {c["state_topic"] for c in configs.values()}
+    assert states == {topics.result, topics.health}
+    assert all(c["availability_topic"] == topics.status for c in configs.values())
