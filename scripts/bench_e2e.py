@@ -395,7 +395,7 @@ def report(r: dict[str, Any]) -> None:
             t1, t2 = f["invoke"]["fps"], f["invoke_threads2"]["fps"]
             w(
                 f"  {key:26s} agent {f['agent']['fps']:6.1f} fps  invoke {t1:6.1f} fps  "
-                f"x invoke {f['vs_invoke']:.2f}  p99 {f['agent']['p99_ms']:6.1f} ms (budget {f['budget_ms']})  "
+                f"x invoke {f['vs_invoke']:.2f} p99 {f['agent']['p99_ms']:6.1f} ms (budget {f['budget_ms']}) "
                 f"threads2 {t2:6.1f} fps ({t2 / t1:.2f}x)  RSS {f['agent']['rss_mb']:.0f} MB  "
                 f"CPU {f['agent']['cpu_us_per_frame'] / 1000:.1f} ms/frame\n"
             )
