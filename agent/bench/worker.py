@@ -9,6 +9,7 @@ import json
 import resource
 import sys
 
+from agent.bench.e2e import E2E
 from agent.bench.variants import OVERLOAD, VARIANTS
 from agent.config import load_config
 from agent.log import configure
@@ -21,7 +22,7 @@ def main(argv: list[str]) -> int:
     if variant in OVERLOAD:
         figures = OVERLOAD[variant](cfg, frames, float(argv[3]))
     else:
-        figures = VARIANTS[variant](cfg, frames)
+        figures = {**VARIANTS, **E2E}[variant](cfg, frames)
     figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     sys.stdout.write(json.dumps({"variant": variant, **figures}) + "\n")
     return 0

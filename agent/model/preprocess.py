@@ -1,8 +1,13 @@
 """Frame -> input tensor, decided once per model from its manifest and its real input tensor.
 
 The per-frame path is a handful of OpenCV/numpy calls with no branching on settings:
-colour conversion, resize (stretch, letterbox or centre crop), one fused
-multiply-add for scale/mean/std and quantization, layout, batch axis.
+one resize straight from the camera frame to the model's input size (stretch, letterbox or
+centre crop; OpenCV releases the GIL), colour conversion, one fused multiply-add for
+scale/mean/std and quantization, layout, batch axis. Nothing is converted to float at frame
+size, and the float scratch and the input tensor are allocated once per model: the tensor a
+call returns is overwritten by the next call (the inference thread runs it before that).
+A BGR->RGB swap commutes exactly with the resize, so it runs on the small image; BGR->GRAY
+stays first (the resize then works on one channel, and the reference order is kept).
 """
 
 from __future__ import annotations
@@ -46,7 +51,9 @@ class Preprocessor:
         self.spec = spec
         self.tensor = tensor
         self.shape = self._shape(spec, tensor)
-        self._convert = _COLOR[spec.color]
+        convert = _COLOR[spec.color]
+        self._convert = convert if spec.color == "GRAY" else None  # before the resize
+        self._swap = convert if spec.color == "RGB" else None  # after it, on the small image
         self._resize = _RESIZERS[spec.resize]
         self._finish = _normaliser(spec, tensor)
         self.view: np.ndarray | None = None
@@ -71,6 +78,8 @@ class Preprocessor:
     def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, Transform]:
         image = frame if self._convert is None else cv2.cvtColor(frame, self._convert)
         resized, transform = self._resize(image, self.spec)
+        if self._swap is not None:
+            resized = cv2.cvtColor(resized, self._swap)
         self.view = resized  # the last frame at input size and colour; read by the same thread right after
         return self._finish(resized), transform
 
@@ -131,19 +140,22 @@ def _normaliser(spec: InputSpec, tensor: TensorSpec) -> Callable[[np.ndarray], n
     a_, b_ = a.astype(np.float32), b.astype(np.float32)
     identity = integer and dtype == np.uint8 and np.all(a_ == 1) and np.all(b_ == 0)
     nchw = spec.layout == "NCHW"
+    hwc_shape = (spec.height, spec.width, channels)
+    scratch = np.empty(hwc_shape, np.float32)  # allocated once: the float image at input size
+    buf = np.empty((1, channels, spec.height, spec.width) if nchw else (1, *hwc_shape), dtype)
+    target = buf[0].transpose(1, 2, 0) if nchw else buf[0]  # an HWC view into the tensor
 
     def finish(image: np.ndarray) -> np.ndarray:
-        hwc = image.reshape(image.shape[0], image.shape[1], channels)
+        hwc = image.reshape(hwc_shape)
         if identity:
-            x = hwc
-        else:
-            x = hwc.astype(np.float32) * a_ + b_
-            if integer:
-                x = np.clip(np.rint(x), lo, hi).astype(dtype)
-            elif dtype != np.float32:
-                x = x.astype(dtype)
-        if nchw:
-            x = x.transpose(2, 0, 1)
-        return np.ascontiguousarray(x[np.newaxis])
+            np.copyto(target, hwc)
+            return buf
+        np.multiply(hwc, a_, out=scratch)
+        np.add(scratch, b_, out=scratch)
+        if integer:
+            np.rint(scratch, out=scratch)
+            np.clip(scratch, lo, hi, out=scratch)
+        np.copyto(target, scratch, casting="unsafe")
+        return buf
 
     return finish
