@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shlex
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -84,19 +83,10 @@ def _add_reload(p: argparse.ArgumentParser, *, confirm: bool = True) -> None:
 
 
 def _run(args: argparse.Namespace, handler: Handler) -> int:
-    try:
-        outcome, code = handler(args, ModelStore(args.store)), 0
-    except StepFailed as exc:
-        outcome, code = Outcome(False, exc.step, str(exc), details=exc.details), exc.exit_code
-    except AgentError as exc:
-        outcome, code = Outcome(False, args.store_command, str(exc)), 3
-    if args.json:
-        sys.stdout.write(outcome.to_json() + "\n")
-    elif outcome.ok:
-        sys.stdout.write(outcome.message + "\n")
-    else:
-        sys.stderr.write(f"inspection-agent: store: [{outcome.step}] {outcome.message}\n")
-    return code
+    def step() -> Outcome:
+        return handler(args, ModelStore(args.store))
+
+    return rollout.report(step, as_json=args.json, command="store", name=args.store_command)
 
 
 def _install(args: argparse.Namespace, store: ModelStore) -> Outcome:
