@@ -257,7 +257,13 @@ class Agent:
             return
         signal.signal(signal.SIGTERM, lambda *_: self.stop("SIGTERM"))
         signal.signal(signal.SIGINT, lambda *_: self.stop("SIGINT"))
-        signal.signal(signal.SIGHUP, lambda *_: self.request_reload())
+        signal.signal(signal.SIGHUP, lambda *_: self._on_sighup())
+
+    def _on_sighup(self) -> None:
+        """Re-resolve the active model (a store's ``current``) and the shadow (its ``shadow`` link)."""
+        for shadow in self.shadows:
+            shadow.reload()
+        self.request_reload()
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
