@@ -48,8 +48,47 @@ def test_install_and_activate_without_reload(capsys: Any, store: ModelStore, tmp
     assert store.current("demo") == "2.0.0" and store.history("demo") == ["1.0.0", "2.0.0"]
     code, out = store_cli(capsys, store.root, "status")
     assert out["details"]["models"] == {
-        "demo": {"current": "2.0.0", "history": ["1.0.0", "2.0.0"], "versions": ["1.0.0", "2.0.0"]}
+        "demo": {
+            "current": "2.0.0",
+            "shadow": None,
+            "history": ["1.0.0", "2.0.0"],
+            "versions": ["1.0.0", "2.0.0"],
+        }
     }
+
+
+def test_install_as_shadow_sets_the_shadow_link_and_prune_keeps_it(
+    capsys: Any, store: ModelStore, tmp_path: Path
+) -> None:
+    pkg = make_tarball(make_package(tmp_path / "v2", version="2.0.0"))
+    code, out = store_cli(
+        capsys, store.root, "install", str(pkg), "--no-validate", "--shadow", "--reload", "none"
+    )
+    assert code == 0 and out["ok"] and out["message"] == "demo shadow None -> 2.0.0", out
+    assert store.current("demo") == "1.0.0" and store.shadow("demo") == "2.0.0"
+    assert (store.root / "demo" / "shadow").resolve() == store.root / "demo" / "2.0.0"
+    for version in ("3.0.0", "4.0.0"):
+        store.install(make_package(tmp_path / version, version=version))
+        store.activate("demo", version)
+    assert "2.0.0" not in store.prune("demo", keep=1)  # the agent runs the shadow too
+    code, out = store_cli(capsys, store.root, "status")
+    assert out["details"]["models"]["demo"]["shadow"] == "2.0.0" and "shadow 2.0.0" in out["message"]
+
+
+def test_store_shadow_switches_clears_and_refuses_bad_input(
+    capsys: Any, store: ModelStore, tmp_path: Path
+) -> None:
+    store.install(make_package(tmp_path / "v2", version="2.0.0"))
+    code, out = store_cli(capsys, store.root, "shadow", "demo", "2.0.0", "--reload", "none")
+    assert code == 0 and store.shadow("demo") == "2.0.0"
+    code, out = store_cli(capsys, store.root, "shadow", "demo", "9.9.9", "--reload", "none")
+    assert code == 3 and out["step"] == "shadow" and "not installed" in out["message"]
+    assert store.shadow("demo") == "2.0.0"  # nothing changed
+    code, out = store_cli(capsys, store.root, "shadow", "demo", "--reload", "none")
+    assert code == 2 and "--clear" in out["message"]
+    code, out = store_cli(capsys, store.root, "shadow", "demo", "--clear", "--reload", "none")
+    assert code == 0 and out["previous"] == "2.0.0" and store.shadow("demo") is None
+    assert not (store.root / "demo" / "shadow").exists() and store.current("demo") == "1.0.0"
 
 
 def test_install_alone_does_not_switch(capsys: Any, store: ModelStore, tmp_path: Path) -> None:
