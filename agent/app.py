@@ -29,7 +29,7 @@ from agent.model.loaded import LoadedModel, load_model
 from agent.model.store import restore_link
 from agent.pipeline.runner import Pipeline
 from agent.pipeline.supervisor import Supervisor
-from agent.pipeline.swap import ModelSlot
+from agent.pipeline.swap import ModelSlot, ReloadBusy
 from agent.protocol.payloads import encode, event_payload
 from agent.protocol.topics import Topics
 from agent.publish import CommandRouter, Priority, Publisher
@@ -42,6 +42,7 @@ log = structlog.get_logger(__name__)
 
 TICK_S = 0.1
 FIRST_CONNECT_S = 3.0
+RELOAD_RETRY_S = 1.0  # a SIGHUP refused as busy is tried again this much later
 EXIT_DRAIN_S = 2.0  # on a stop or a failure: what the broker takes this quickly is not left in the outbox
 
 
@@ -260,10 +261,20 @@ class Agent:
         signal.signal(signal.SIGHUP, lambda *_: self._on_sighup())
 
     def _on_sighup(self) -> None:
-        """Re-resolve the active model (a store's ``current``) and the shadow (its ``shadow`` link)."""
+        """Re-resolve the active model (a store's ``current``) and the shadow (its ``shadow`` link).
+
+        A reload refused for now (one loading, or the last one too recent) is retried a second
+        later: a SIGHUP is never lost, and never raised into whatever the main thread was doing.
+        """
         for shadow in self.shadows:
             shadow.reload()
-        self.request_reload()
+        try:
+            self.request_reload()
+        except ReloadBusy as exc:
+            log.info("reload_deferred", reason=str(exc))
+            retry = threading.Timer(RELOAD_RETRY_S, self._on_sighup)
+            retry.daemon = True
+            retry.start()
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:

@@ -56,7 +56,7 @@ def test_a_users_file_that_is_a_yaml_bomb_or_repeats_a_user_is_refused_in_one_li
     lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
     lines += [f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]" for i in range(8)]
     path.write_text("\n".join(lines) + "\n")  # a billion laughs: 10^9 values if expanded
-    with pytest.raises(UsersError, match="users file .*users.yaml:1: more than .* values") as err:
+    with pytest.raises(UsersError, match=r"users file .*users\.yaml:1: more than .* values") as err:
         Users(path, ROLES)
     assert "\n" not in str(err.value)
     path.write_text("users:\n  alice: {role: admin, password: x}\n  alice: {role: reviewer, password: y}\n")
