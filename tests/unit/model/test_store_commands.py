@@ -29,6 +29,12 @@ def store_cli(capsys: pytest.CaptureFixture[str], store: Path, *argv: str) -> tu
     return code, json.loads(out[-1])
 
 
+def install_v2(capsys: Any, store: ModelStore, tmp_path: Path, *flags: str) -> tuple[int, dict[str, Any]]:
+    """``store install`` of demo 2.0.0 (a directory) with ``flags``."""
+    pkg = make_package(tmp_path / "v2", version="2.0.0")
+    return store_cli(capsys, store.root, "install", str(pkg), *flags)
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> ModelStore:
     """demo 1.0.0 installed and current, as after deploy/install.sh."""
@@ -138,17 +144,8 @@ def test_an_archive_with_too_many_members_never_reaches_the_store(
 def test_failing_validation_is_refused_with_its_reason(
     capsys: Any, store: ModelStore, tmp_path: Path
 ) -> None:
-    pkg = make_package(tmp_path / "v2", version="2.0.0")
-    code, out = store_cli(
-        capsys,
-        store.root,
-        "install",
-        str(pkg),
-        "--validate-cmd",
-        FAILING_VALIDATE,
-        "--activate",
-        "--reload",
-        "none",
+    code, out = install_v2(
+        capsys, store, tmp_path, "--validate-cmd", FAILING_VALIDATE, "--activate", "--reload", "none"
     )
     assert (code, out["step"]) == (1, "validate")
     assert out["message"] == "validation failed: latency: p99 12 ms over budget"
@@ -166,12 +163,10 @@ def test_a_validate_command_that_cannot_run_is_refused(
 def test_a_reload_that_cannot_be_sent_restores_current(
     capsys: Any, store: ModelStore, tmp_path: Path
 ) -> None:
-    pkg = make_package(tmp_path / "v2", version="2.0.0")
-    code, out = store_cli(
+    code, out = install_v2(
         capsys,
-        store.root,
-        "install",
-        str(pkg),
+        store,
+        tmp_path,
         "--no-validate",
         "--activate",
         "--reload",
@@ -184,16 +179,8 @@ def test_a_reload_that_cannot_be_sent_restores_current(
 
 
 def test_no_way_to_confirm_means_nothing_is_touched(capsys: Any, store: ModelStore, tmp_path: Path) -> None:
-    pkg = make_package(tmp_path / "v2", version="2.0.0")
-    code, out = store_cli(
-        capsys,
-        store.root,
-        "install",
-        str(pkg),
-        "--no-validate",
-        "--activate",
-        "--reload",
-        f"pid:{tmp_path / 'agent.pid'}",
+    code, out = install_v2(
+        capsys, store, tmp_path, "--no-validate", "--activate", "--reload", f"pid:{tmp_path / 'agent.pid'}"
     )
     assert (code, out["step"]) == (2, "config") and "pass --config or --state-file" in out["message"]
     assert store.current("demo") == "1.0.0" and store.versions("demo") == ["1.0.0"]
