@@ -59,6 +59,7 @@ class Agent:
         self.started = time.time()
         self._stop = threading.Event()
         self._reload_asked = threading.Event()  # set by SIGHUP, served by the main loop
+        self._shadow_reload_asked = threading.Event()
         self._stop_reason = "stopped"
         self.topics = Topics.from_config(cfg)
         self.skips = SkippedImages(lambda *skip: self.emit(events.image_skipped(*skip)))
@@ -197,6 +198,10 @@ class Agent:
         Several SIGHUPs make one reload; one that arrives while a load is refused as too soon
         waits for the next tick instead of being lost, since the store expects the agent to follow.
         """
+        if self._shadow_reload_asked.is_set():
+            self._shadow_reload_asked.clear()
+            for shadow in self.shadows:  # the store's `shadow` link, looked up again
+                shadow.reload()
         if not self._reload_asked.is_set():
             return
         self._reload_asked.clear()  # before the request: a SIGHUP during it is served next tick
@@ -291,7 +296,13 @@ class Agent:
             return
         signal.signal(signal.SIGTERM, lambda *_: self.stop("SIGTERM"))
         signal.signal(signal.SIGINT, lambda *_: self.stop("SIGINT"))
-        signal.signal(signal.SIGHUP, lambda *_: self._reload_asked.set())
+        signal.signal(signal.SIGHUP, lambda *_: self._on_sighup())
+
+    def _on_sighup(self) -> None:
+        """Only flags: the main loop re-resolves the active model (a store's ``current``) and the
+        shadow (its ``shadow`` link), so nothing is raised into what the main thread was doing."""
+        self._shadow_reload_asked.set()
+        self._reload_asked.set()
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:

@@ -27,6 +27,7 @@ _COMMANDS = {
     "collector": "agent.collector.commands",
     "dataset": "agent.collector.dataset_commands",
     "train": "agent.train.commands",
+    "drift": "agent.drift.commands",
     "web": "agent.console.commands",
 }
 

@@ -78,18 +78,17 @@ def reload_model(device: Device, args: dict[str, Any]) -> dict[str, Any]:
         future = device.request_reload(path)
     except AgentError as exc:  # ReloadBusy: one load at a time, and not too often
         raise CommandError(str(exc)) from exc
-    wait = min(float(args.get("wait_s", 0)), RELOAD_WAIT_MAX_S)
-    if wait <= 0:
-        return {"state": "loading"}
-    try:
-        return future.result(timeout=wait)
-    except concurrent.futures.TimeoutError:
-        return {"state": "loading", "note": f"no outcome within {wait:.0f} s; see the model_swap event"}
+    return _swap_outcome(future, args)
 
 
 def promote_shadow(device: Device, args: dict[str, Any]) -> dict[str, Any]:
     """Make the shadow model the active one through the hot swap (see agent/shadow/promote.py)."""
     future = device.promote_shadow()
+    return _swap_outcome(future, args)
+
+
+def _swap_outcome(future: Future[dict[str, Any]], args: dict[str, Any]) -> dict[str, Any]:
+    """The swap's outcome when it lands within ``wait_s`` (capped), else "loading" and where to look."""
     wait = min(float(args.get("wait_s", 0)), RELOAD_WAIT_MAX_S)
     if wait <= 0:
         return {"state": "loading"}

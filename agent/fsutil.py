@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 Prepare = Callable[[Path], None]
@@ -62,7 +62,7 @@ def write_atomic(
     """
     payload = data.encode("utf-8") if isinstance(data, str) else data
     tmp = _tmp_name(path)
-    try:
+    with _removed_on_failure(tmp):
         with tmp.open("wb") as fh:
             fh.write(payload)
             if durable:
@@ -71,10 +71,6 @@ def write_atomic(
         if prepare is not None:
             prepare(tmp)
         rename_atomic(tmp, path, durable=durable)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise
 
 
 def rename_atomic(src: Path, dst: Path, *, durable: bool = True) -> None:
@@ -97,10 +93,17 @@ def replace_symlink(
     tmp = _tmp_name(link)
     tmp.unlink(missing_ok=True)
     os.symlink(target, tmp)
-    try:
+    with _removed_on_failure(tmp):
         if prepare is not None:
             prepare(tmp)
         rename_atomic(tmp, link, durable=durable)
+
+
+@contextlib.contextmanager
+def _removed_on_failure(tmp: Path) -> Iterator[None]:
+    """Whatever stops a write-then-rename (an error, Ctrl-C) leaves no temporary file behind."""
+    try:
+        yield
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)

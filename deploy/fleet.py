@@ -31,6 +31,10 @@ host is contacted: the report must have passed and name this very package (the s
 manifest.yaml, which pins every model file's sha256). A package that fails it never leaves this
 machine (exit 3).
 
+``--shadow`` installs the package the same way (checked, validated) but runs it as the agent's
+shadow model (``store install --shadow``: the store's ``shadow`` link, then a reload) instead of
+activating it; ``current`` is not touched. The agent's health and ``{root}/shadow`` say how it does.
+
 Exit codes (per host, the first failing host's is returned): 0 flashed and confirmed; 3 refused
 before the switch (transfer, checksum, validation, install: the running model is untouched);
 4 the agent rolled back or failed to load it (``current`` is back on the previous version);
@@ -287,15 +291,20 @@ def archive_of(package: Path, work: Path) -> Path:
 
 
 def flash_hosts(
-    conn: Connection, package: Path, hosts: Sequence[Host], store_args: Sequence[str]
+    conn: Connection,
+    package: Path,
+    hosts: Sequence[Host],
+    store_args: Sequence[str],
+    switch: str = "--activate",
 ) -> list[HostResult]:
-    """Flash every host in turn with the same archive and its sha256."""
+    """Flash every host in turn with the same archive and its sha256; ``switch`` is ``--activate``
+    (make it current, confirmed by the agent) or ``--shadow`` (run it beside the current one)."""
     with tempfile.TemporaryDirectory() as work:
         archive = archive_of(package, Path(work))
         sha256 = _sha256(archive)
         results = []
         for host in hosts:
-            args = ["--sha256", sha256, "--activate", *store_args, *_config_arg(host)]
+            args = ["--sha256", sha256, switch, *store_args, *_config_arg(host)]
             command = conn.staged(conn.store_command("install", *args, package='"$d/package"'))
             with archive.open("rb") as stdin:
                 result = run_on_host(conn, host, command, stdin)
@@ -409,6 +418,8 @@ def main_flash(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--state-file", help="model-state.json on the device (default: from the config)")
     p.add_argument("--require-gate", type=Path, metavar="REPORT",
                    help="refuse unless this `model compare` report passed for this very package")  # fmt: skip
+    p.add_argument("--shadow", action="store_true",
+                   help="run it as the agent's shadow model beside the current one")  # fmt: skip
     args = p.parse_args(argv)
     store_args = ["--store", args.store, "--reload", args.reload, "--confirm-timeout", str(args.timeout)]
     store_args += ["--keep", str(args.keep)]
@@ -422,7 +433,8 @@ def main_flash(argv: Sequence[str] | None = None) -> int:
     try:
         if args.require_gate is not None:
             check_gate(args.require_gate, args.package)
-        return exit_code(flash_hosts(connection(args), args.package, hosts, store_args))
+        switch = "--shadow" if args.shadow else "--activate"
+        return exit_code(flash_hosts(connection(args), args.package, hosts, store_args, switch))
     except GateRefused as exc:
         sys.stderr.write(f"flash-model: gate: {exc}\n")
         return REFUSED

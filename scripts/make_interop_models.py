@@ -29,16 +29,20 @@ Run: ``python scripts/make_interop_models.py [--out tests/fixtures/interop]``.
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scripts.make_test_models import run, write_all
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -296,22 +300,11 @@ def build_all(out: Path) -> dict[str, int]:
         "torch/classifier.onnx": torch_onnx,
         "expected.json": _expected_json,
     }
-    sizes = {}
-    for name, make in makers.items():
-        path = out / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = make()
-        path.write_bytes(data)
-        sizes[name] = len(data)
-    return sizes
+    return write_all(out, makers)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args()
-    for name, size in build_all(args.out).items():
-        print(f"{name:34s} {size:8d} bytes")
+    run(__doc__ or "", OUT, build_all)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -307,20 +307,34 @@ def build_all(out: Path) -> dict[str, int]:
         "anomaly_map.tflite": tflite_anomaly_map,
         "nan.onnx": onnx_nan,
     }
+    return write_all(out, makers)
+
+
+def write_all(out: Path, makers: Mapping[str, Callable[[], bytes]]) -> dict[str, int]:
+    """Write each fixture under ``out`` (folders made as needed); the size of each, by name."""
     sizes = {}
     for name, make in makers.items():
+        path = out / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         data = make()
-        (out / name).write_bytes(data)
+        path.write_bytes(data)
         sizes[name] = len(data)
     return sizes
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=OUT)
+def run(doc: str, default_out: Path, build: Callable[[Path], dict[str, int]]) -> None:
+    """The command line both fixture scripts share: ``--out DIR``, then one line per file written."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=default_out)
     args = parser.parse_args()
-    for name, size in build_all(args.out).items():
-        print(f"{name:22s} {size:8d} bytes")
+    sizes = build(args.out)
+    width = max(map(len, sizes), default=0)
+    for name, size in sizes.items():
+        print(f"{name:{width}s} {size:8d} bytes")
+
+
+def main() -> None:
+    run(__doc__ or "", OUT, build_all)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,8 @@ def image_size(path: Path) -> Size:
     raise CameraError("not an image (unknown header)")
 
 
-def _png(head: bytes) -> Size:
+def png_size(head: bytes) -> Size:
+    """A PNG's size from its IHDR chunk; ValueError/struct.error when the header is not whole."""
     if head[12:16] != b"IHDR":
         raise ValueError("no IHDR chunk")
     width, height = struct.unpack(">II", head[16:24])
@@ -51,8 +52,11 @@ def _png(head: bytes) -> Size:
 _SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 
 
-def _jpeg(head: bytes) -> Size:
-    """Walk the markers to the first SOFn (start of frame), which carries the size."""
+def jpeg_size(head: bytes) -> Size:
+    """Walk the markers to the first SOFn (start of frame), which carries the size.
+
+    Shared with the console's upload check; ValueError/struct.error when the header is not whole.
+    """
     pos = 2
     while pos + 4 <= len(head):
         if head[pos] != 0xFF:
@@ -125,8 +129,8 @@ def _netpbm(head: bytes) -> Size:
 
 
 _PARSERS: tuple[tuple[bytes, Callable[[bytes], Size]], ...] = (
-    (b"\x89PNG\r\n\x1a\n", _png),
-    (b"\xff\xd8", _jpeg),
+    (b"\x89PNG\r\n\x1a\n", png_size),
+    (b"\xff\xd8", jpeg_size),
     (b"BM", _bmp),
     (b"II*\x00", _tiff),
     (b"MM\x00*", _tiff),

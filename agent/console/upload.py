@@ -9,15 +9,20 @@ decompression bomb) never reaches the decoder.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 import cv2
 import numpy as np
 
+from agent.capture.imagesize import Size, jpeg_size, png_size
 from agent.errors import AgentError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SIGNATURE = b"\xff\xd8\xff"
-_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+_FORMATS: tuple[tuple[str, bytes, Callable[[bytes], Size]], ...] = (
+    ("png", PNG_SIGNATURE, png_size),
+    ("jpeg", JPEG_SIGNATURE, jpeg_size),
+)
 
 
 class UploadError(AgentError):
@@ -29,39 +34,19 @@ class UploadError(AgentError):
 
 
 def image_size(data: bytes) -> tuple[str, int, int]:
-    """(format, width, height) from the header; UploadError(415) when it is neither PNG nor JPEG."""
-    if data.startswith(PNG_SIGNATURE):
-        if len(data) < 24 or data[12:16] != b"IHDR":
-            raise UploadError(415, "a truncated PNG (no IHDR header)")
-        width, height = struct.unpack(">II", data[16:24])
-        return "png", width, height
-    if data.startswith(JPEG_SIGNATURE):
-        width, height = _jpeg_size(data)
-        return "jpeg", width, height
+    """(format, width, height) from the header; UploadError(415) when it is neither PNG nor JPEG.
+
+    The header walk is the replay folder's (``agent.capture.imagesize``); only the formats and
+    the HTTP answer are the console's own.
+    """
+    for kind, signature, parse in _FORMATS:
+        if data.startswith(signature):
+            try:
+                width, height = parse(data)
+            except (struct.error, ValueError, IndexError) as exc:
+                raise UploadError(415, f"a truncated or malformed {kind.upper()} ({exc})") from exc
+            return kind, width, height
     raise UploadError(415, "the body is not a PNG or JPEG image")
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int]:
-    """Walk the JPEG markers to the first start-of-frame segment."""
-    i = 2
-    while i + 4 <= len(data):
-        if data[i] != 0xFF:
-            raise UploadError(415, "a malformed JPEG (bad marker)")
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
-            i += 2
-            continue
-        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
-        if marker in _SOF:
-            if i + 9 > len(data):
-                break
-            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
-            return width, height
-        i += 2 + length
-    raise UploadError(415, "a truncated JPEG (no frame header)")
 
 
 def decode_upload(data: bytes, max_pixels: int) -> np.ndarray:

@@ -27,7 +27,7 @@ from agent.config.schema import AgentConfig
 from agent.drift import baseline
 from agent.drift.baseline import Learner
 from agent.drift.reference import Reference, parse_reference
-from agent.drift.window import Verdict, Window, WindowRecorder, evaluate
+from agent.drift.window import Verdict, Window, WindowRecorder, evaluate, recorder_for, top1
 from agent.errors import ModelError
 from agent.model.loaded import LoadedModel
 from agent.model.result import InferenceResult
@@ -96,12 +96,7 @@ class DriftMonitor(FrameObserver):
         recorder = self._recorder
         if recorder is None:
             return
-        scores = result.scores
-        if scores:
-            label = max(scores, key=scores.__getitem__)
-            confidence = scores[label]
-        else:
-            label, confidence = result.label, result.score
+        label, confidence = top1(result)
         window = recorder.add(
             confidence, self._index.get(label, self._other), frame.image, frame.ts_ms, frame.view
         )
@@ -142,11 +137,7 @@ class DriftMonitor(FrameObserver):
     def _start_window(self, model: LoadedModel, labels: tuple[str, ...]) -> None:
         self._index = {k: i for i, k in enumerate(labels)}
         self._other = len(labels)
-        spec = model.package.manifest.input
-        view_color = spec.color if spec.resize == "stretch" else None
-        self._recorder = WindowRecorder(
-            self._cfg.window, self._cfg.image_every, (spec.width, spec.height), view_color
-        )
+        self._recorder = recorder_for(model.package.manifest.input, self._cfg)
 
     @property
     def enabled(self) -> bool:

@@ -18,6 +18,8 @@ from agent.config.observers import DriftConfig
 from agent.drift.reference import LOG_STATS, OTHER, ClassFigures, Reference
 from agent.drift.statistics import ks_mixture, psi
 from agent.imagestats import STAT_NAMES, image_stats
+from agent.model.manifest import InputSpec
+from agent.model.result import InferenceResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,22 @@ class WindowRecorder:
         self.windows += 1
         self._i = self._k = 0
         return window
+
+
+def recorder_for(spec: InputSpec, cfg: DriftConfig) -> WindowRecorder:
+    """The recorder the monitor and ``drift calibrate`` both use, so a calibrated baseline and the
+    line's windows are measured the same way (the model's own view when its resize allows)."""
+    view_color = spec.color if spec.resize == "stretch" else None
+    return WindowRecorder(cfg.window, cfg.image_every, (spec.width, spec.height), view_color)
+
+
+def top1(result: InferenceResult) -> tuple[str, float]:
+    """The label and confidence a window records: the highest raw score (the decision may differ)."""
+    scores = result.scores
+    if scores:
+        label = max(scores, key=scores.__getitem__)
+        return label, scores[label]
+    return result.label, result.score
 
 
 @dataclass(frozen=True, slots=True)

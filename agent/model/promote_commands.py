@@ -10,7 +10,6 @@ command ``promote-shadow`` does the same over MQTT. Output and exit codes as ``s
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,19 +34,7 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
-        outcome, code = promote(args), 0
-    except StepFailed as exc:
-        outcome, code = Outcome(False, exc.step, str(exc), details=exc.details), exc.exit_code
-    except AgentError as exc:
-        outcome, code = Outcome(False, "promote", str(exc)), 3
-    if args.json:
-        sys.stdout.write(outcome.to_json() + "\n")
-    elif outcome.ok:
-        sys.stdout.write(outcome.message + "\n")
-    else:
-        sys.stderr.write(f"inspection-agent: model promote: [{outcome.step}] {outcome.message}\n")
-    return code
+    return rollout.report(lambda: promote(args), as_json=args.json, command="model promote", name="promote")
 
 
 def promote(args: argparse.Namespace) -> Outcome:

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,27 @@ class Outcome:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
+
+
+def report(step: Callable[[], Outcome], *, as_json: bool, command: str, name: str) -> int:
+    """Run one store step and print its outcome the way every store command does; the exit code.
+
+    ``command`` prefixes the error line (``store``, ``model promote``); ``name`` is the step
+    reported when an error carries none of its own.
+    """
+    try:
+        outcome, code = step(), 0
+    except StepFailed as exc:
+        outcome, code = Outcome(False, exc.step, str(exc), details=exc.details), exc.exit_code
+    except AgentError as exc:
+        outcome, code = Outcome(False, name, str(exc)), 3
+    if as_json:
+        sys.stdout.write(outcome.to_json() + "\n")
+    elif outcome.ok:
+        sys.stdout.write(outcome.message + "\n")
+    else:
+        sys.stderr.write(f"inspection-agent: {command}: [{outcome.step}] {outcome.message}\n")
+    return code
 
 
 @dataclass(frozen=True)

@@ -117,23 +117,18 @@ def load_trusted_key(path: str | Path) -> tuple[bytes | None, Any]:
     mini = minisign.parse_public_key(data.decode("ascii", errors="replace"))
     if mini is not None:
         return mini.key_id, ed25519.Ed25519PublicKey.from_public_bytes(mini.raw)
-    return None, load_public_key(p, data)
+    return None, _pem_or_raw_public_key(p, data)
 
 
-def load_public_key(path: str | Path, data: bytes | None = None) -> Any:
-    """An ed25519 public key from a PEM file or 32 bytes (raw or hex)."""
+def load_public_key(path: str | Path) -> Any:
+    """An ed25519 public key from a minisign public key, a PEM file or 32 bytes (raw or hex)."""
+    return load_trusted_key(path)[1]
+
+
+def _pem_or_raw_public_key(p: Path, data: bytes) -> Any:
     ed25519 = _ed25519()
     from cryptography.hazmat.primitives import serialization
 
-    p = Path(path)
-    if data is None:
-        try:
-            data = p.read_bytes()
-        except OSError as exc:
-            raise ModelError(f"cannot read trusted key {p}: {exc.strerror or exc}") from exc
-        mini = minisign.parse_public_key(data.decode("ascii", errors="replace"))
-        if mini is not None:
-            return ed25519.Ed25519PublicKey.from_public_bytes(mini.raw)
     if data.lstrip().startswith(b"-----BEGIN"):
         try:
             key = serialization.load_pem_public_key(data)

@@ -4,6 +4,8 @@ Layout under the store root (``/var/lib/inspection-agent/models``)::
 
     {name}/{version}/      one complete package per version, never modified once in place
     {name}/current         symlink -> {version}; the agent's ``model.path`` points here
+    {name}/shadow          symlink -> {version}, optional: the agent's shadow model when its
+                           ``model.shadow`` is not set (``store shadow``, ``flash-model --shadow``)
     {name}/history         versions in activation order, newest last (rollback goes back one)
 
 Why this order of operations: a power cut at any step must leave ``current`` resolving to a
@@ -36,10 +38,11 @@ from agent.model.package import MANIFEST, file_sha256, open_package
 
 DEFAULT_ROOT = Path("/var/lib/inspection-agent/models")
 CURRENT = "current"
+SHADOW = "shadow"
 HISTORY = "history"
 _INCOMING = ".incoming-"
 _TRASH = ".trash-"
-_RESERVED = {CURRENT, HISTORY}
+_RESERVED = {CURRENT, SHADOW, HISTORY}
 _HISTORY_MAX = 64
 
 Step = Callable[[str], None]
@@ -95,6 +98,25 @@ class ModelStore:
             self._switch(model_dir, version)
             self._write_history(model_dir, [*entries, version][-_HISTORY_MAX:])
 
+    def set_shadow(self, name: str, version: str | None) -> str | None:
+        """Point ``{name}/shadow`` at an installed version (None removes it); return the one it replaced.
+
+        The running agent picks the change up on its next reload (SIGHUP): it loads the new
+        shadow beside the active model and drops the old one.
+        """
+        with self._locked():
+            model_dir = self._model_dir(name)
+            previous = _link(model_dir, SHADOW)
+            if version is None:
+                (model_dir / SHADOW).unlink(missing_ok=True)
+                fsutil.fsync_dir(model_dir)
+                return previous
+            version = _safe(version, "version")
+            if not (model_dir / version / MANIFEST).is_file():
+                raise ModelError(f"{name} {version} is not installed in {self.root}")
+            fsutil.replace_symlink(model_dir / SHADOW, version, prepare=self._prepared("shadow-symlink"))
+            return previous
+
     def rollback(self, name: str) -> str:
         """Switch ``current`` back one version (the previous entry of the history); return it."""
         with self._locked():
@@ -137,6 +159,10 @@ class ModelStore:
     # --- reading ------------------------------------------------------------------------------
     def current(self, name: str) -> str | None:
         return _current(self._model_dir(name))
+
+    def shadow(self, name: str) -> str | None:
+        """The version ``{name}/shadow`` names, or None when the model has no shadow."""
+        return _link(self._model_dir(name), SHADOW)
 
     def history(self, name: str) -> list[str]:
         return _read_history(self._model_dir(name))
@@ -263,10 +289,15 @@ def tree_digest(root: Path) -> str:
 
 
 def _current(model_dir: Path) -> str | None:
-    """The version ``current`` names; an absolute link (written by hand, or by an older agent)
-    is read as its last component, since versions are always direct children of the model dir."""
+    return _link(model_dir, CURRENT)
+
+
+def _link(model_dir: Path, link: str) -> str | None:
+    """The version ``current`` (or ``shadow``) names; an absolute link (written by hand, or by an
+    older agent) is read as its last component, since versions are always direct children of the
+    model dir."""
     try:
-        target = os.readlink(model_dir / CURRENT)
+        target = os.readlink(model_dir / link)
     except (FileNotFoundError, NotADirectoryError):
         return None
     return Path(target).name or None
@@ -281,9 +312,10 @@ def _read_history(model_dir: Path) -> list[str]:
 
 
 def _recent(model_dir: Path, keep: int) -> set[str]:
+    """What prune keeps: current, the shadow (the agent runs it too), and the most recent before."""
     current = _current(model_dir)
     ordered = [v for v in _read_history(model_dir) if v != current]
-    return {v for v in [current, *ordered[::-1][: keep - 1]] if v is not None}
+    return {v for v in [current, _link(model_dir, SHADOW), *ordered[::-1][: keep - 1]] if v is not None}
 
 
 def _is_version_dir(entry: Path) -> bool:

@@ -1,7 +1,8 @@
 """``inspection-agent store …``: the device's model store, for people and for fleet tools.
 
-``install`` (check, validate, copy in, and with ``--activate`` switch, reload and confirm),
-``activate``, ``rollback``, ``prune`` and ``status``. ``deploy/flash-model``, ``deploy/rollback``,
+``install`` (check, validate, copy in, and with ``--activate`` switch, reload and confirm;
+with ``--shadow`` run it as the agent's shadow model), ``activate``, ``rollback``, ``shadow``,
+``prune`` and ``status``. ``deploy/flash-model``, ``deploy/rollback``,
 the Ansible playbooks and ``deploy/install.sh`` all run these on the device over SSH, so the
 laptop's checkout never drives the device's store directly.
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shlex
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,13 @@ def register(subparsers: Any) -> None:
     p = _subcommand(sub, "prune", "delete all but the current and the most recent versions", _prune)
     p.add_argument("name", nargs="?", help="model name (default: the only model in the store)")
     p.add_argument("--keep", type=int, default=3, help="versions kept, the current one included")
+    p = _subcommand(
+        sub, "shadow", "run an installed version as the agent's shadow model, or stop it", _shadow
+    )
+    p.add_argument("name")
+    p.add_argument("version", nargs="?", help="the version to run as the shadow (omit with --clear)")
+    p.add_argument("--clear", action="store_true", help="remove the shadow link: the agent stops its shadow")
+    _add_reload(p, confirm=False)
     _subcommand(sub, "status", "list models, their current version and history", _status)
 
 
@@ -68,6 +75,7 @@ def _add_install(sub: Any) -> None:
     for flag, when, text in (
         ("--activate", "always", "then switch current to it, reload the agent and wait for its verdict"),
         ("--activate-if-none", "if-none", "switch only when the model has no current version yet"),
+        ("--shadow", "shadow", "run it as the agent's shadow model beside the current one (store shadow)"),
     ):
         switch.add_argument(flag, action="store_const", const=when, dest="activate", help=text)
     p.add_argument("--keep", type=int, default=3, help="versions kept after a confirmed switch (default 3)")
@@ -84,25 +92,17 @@ def _add_reload(p: argparse.ArgumentParser, *, confirm: bool = True) -> None:
 
 
 def _run(args: argparse.Namespace, handler: Handler) -> int:
-    try:
-        outcome, code = handler(args, ModelStore(args.store)), 0
-    except StepFailed as exc:
-        outcome, code = Outcome(False, exc.step, str(exc), details=exc.details), exc.exit_code
-    except AgentError as exc:
-        outcome, code = Outcome(False, args.store_command, str(exc)), 3
-    if args.json:
-        sys.stdout.write(outcome.to_json() + "\n")
-    elif outcome.ok:
-        sys.stdout.write(outcome.message + "\n")
-    else:
-        sys.stderr.write(f"inspection-agent: store: [{outcome.step}] {outcome.message}\n")
-    return code
+    def step() -> Outcome:
+        return handler(args, ModelStore(args.store))
+
+    return rollout.report(step, as_json=args.json, command="store", name=args.store_command)
 
 
 def _install(args: argparse.Namespace, store: ModelStore) -> Outcome:
     if args.sha256 and args.package.is_dir():
         raise StepFailed("config", "--sha256 checks an archive; the package given is a directory")
-    reload = _reload(args) if args.activate else None  # known before anything switches
+    switching = args.activate in ("always", "if-none")
+    reload = _reload(args) if switching else None  # known before anything switches
     if args.sha256:
         rollout.check_transfer(args.package, args.sha256)
     with _as_step("verify"), store.unpacked(args.package) as pkg:
@@ -113,6 +113,8 @@ def _install(args: argparse.Namespace, store: ModelStore) -> Outcome:
             rollout.validate(pkg, command, args.config, args.validate_timeout)
         with _as_step("install"):
             dest = store.install(pkg)
+    if args.activate == "shadow":
+        return _set_shadow(args, store, name, version)
     previous = store.current(name)
     if previous == version:
         return Outcome(True, "done", f"{name} {version} is already current", name, version, previous)
@@ -128,6 +130,23 @@ def _install(args: argparse.Namespace, store: ModelStore) -> Outcome:
 
 def _activate(args: argparse.Namespace, store: ModelStore) -> Outcome:
     return rollout.switch_and_confirm(store, args.name, args.version, _reload(args))
+
+
+def _shadow(args: argparse.Namespace, store: ModelStore) -> Outcome:
+    if (args.version is None) != args.clear:
+        raise StepFailed("config", "name a version, or --clear to stop the shadow")
+    return _set_shadow(args, store, args.name, args.version)
+
+
+def _set_shadow(args: argparse.Namespace, store: ModelStore, name: str, version: str | None) -> Outcome:
+    """Point (or remove) the shadow link and tell the agent; it reports the shadow in its health."""
+    with _as_step("shadow"):
+        previous = store.set_shadow(name, version)
+    with _as_step("reload"):
+        rollout.reload_agent(args.reload, args.config)
+    told = "" if args.reload == "none" else "; the agent reloads it (health: shadow)"
+    message = f"{name} shadow {previous} -> {version}{told}"
+    return Outcome(True, "done", message, name, version, previous, details={"shadow": version})
 
 
 def _rollback(args: argparse.Namespace, store: ModelStore) -> Outcome:
@@ -148,9 +167,15 @@ def _prune(args: argparse.Namespace, store: ModelStore) -> Outcome:
 def _status(args: argparse.Namespace, store: ModelStore) -> Outcome:
     models, lines = {}, []
     for name in store.models():
-        current, versions = store.current(name), store.versions(name)
-        models[name] = {"current": current, "history": store.history(name), "versions": versions}
-        lines.append(f"{name}: current {current}, installed {', '.join(versions) or 'none'}")
+        current, versions, shadow = store.current(name), store.versions(name), store.shadow(name)
+        models[name] = {
+            "current": current,
+            "shadow": shadow,
+            "history": store.history(name),
+            "versions": versions,
+        }
+        also = f", shadow {shadow}" if shadow else ""
+        lines.append(f"{name}: current {current}{also}, installed {', '.join(versions) or 'none'}")
     return Outcome(True, "done", "\n".join(lines) or f"no models in {store.root}", details={"models": models})
 
 

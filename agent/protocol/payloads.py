@@ -143,15 +143,20 @@ def result_payload(
         },
     }
     if result.detections:
-        payload["detections"] = [
-            {"label": d.label, "score": round(d.score, 4), "box": [round(v, 4) for v in d.box]}
-            for d in result.detections
-        ]
+        payload["detections"] = detection_dicts(result.detections)
     if result.anomaly_score is not None:
         payload["anomaly_score"] = round(result.anomaly_score, 4)
     if frame.ref is not None:
         payload["ref"] = frame.ref
     return payload
+
+
+def detection_dicts(detections: Sequence[DetectionInfo]) -> list[dict[str, Any]]:
+    """Detections as they travel in a result and in a sample's metadata (rounded, boxes normalized)."""
+    return [
+        {"label": d.label, "score": round(d.score, 4), "box": [round(v, 4) for v in d.box]}
+        for d in detections
+    ]
 
 
 def envelope(device: DeviceConfig) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from agent.errors import AgentError
 from agent.model.result import InferenceResult
 from agent.observer import FrameObserver
 from agent.protocol.ids import new_id
-from agent.protocol.payloads import ResultPayload
+from agent.protocol.payloads import ResultPayload, detection_dicts
 from agent.protocol.wire import CONTENT_TYPE, META_PROPERTY, frame
 from agent.publish import Priority, Sink
 from agent.sampling.dedup import DuplicateFilter, dhash
@@ -186,10 +186,7 @@ class Sampler(FrameObserver):
             meta["ref"] = frame.ref
         # The model's guess travels with the frame, so reviewers and labeling tools start from it.
         if result.detections:
-            meta["detections"] = [
-                {"label": d.label, "score": round(d.score, 4), "box": [round(v, 4) for v in d.box]}
-                for d in result.detections
-            ]
+            meta["detections"] = detection_dicts(result.detections)
         if result.anomaly_score is not None:
             meta["anomaly_score"] = round(result.anomaly_score, 4)
         return meta

@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 
 from agent.errors import AgentError, CommandError
-from agent.shadow.runner import ShadowRunner
+from agent.shadow.slot import ShadowSlot
 
 log = structlog.get_logger(__name__)
 
@@ -26,14 +26,14 @@ LinkRestorer = Callable[[Path, Path], None]
 
 
 def promote(
-    runners: Sequence[ShadowRunner], request: Request, link: Path, restore_link: LinkRestorer
+    runners: Sequence[ShadowSlot], request: Request, link: Path, restore_link: LinkRestorer
 ) -> Future[dict[str, Any]]:
     """Swap to the shadow's package; the future gets the slot's outcome (``state`` active, rolled_back…).
 
     Raises CommandError when there is no shadow or it is not fit to promote (failed, too slow).
     """
     if not runners:
-        raise CommandError("no shadow model: set model.shadow in the device config")
+        raise CommandError("no shadow model: set model.shadow in the device config, or run store shadow")
     try:
         root = runners[0].promotable()
     except ValueError as exc:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import yaml
 
-from agent.errors import AgentError
+from agent.config.loader import read_yaml
+from agent.errors import AgentError, ConfigError
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # ~16 MiB and ~50 ms per hash: OWASP's scrypt minimum
 _NAME = re.compile(r"^[A-Za-z0-9_.\-@]{1,64}$")
@@ -103,10 +104,13 @@ def _dummy_hash() -> str:
 def read_users(path: Path, roles: tuple[str, ...]) -> dict[str, User]:
     if not path.exists():
         return {}
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise UsersError(f"users file {path}: {str(exc).splitlines()[0]}") from exc
+    try:  # the bounded loader: a users file is no way to make the agent parse a YAML bomb
+        parsed = read_yaml(path, expand_env=False)  # hashes hold '$', never variables
+    except ConfigError as exc:
+        raise UsersError(f"users file {exc}") from exc
+    if parsed.problems:
+        raise UsersError(f"users file {parsed.problems[0]}")
+    doc = parsed.data or {}
     entries = doc.get("users") if isinstance(doc, dict) else None
     if not isinstance(entries, dict):
         raise UsersError(f"users file {path}: expected 'users:' mapping names to {{role, password}}")

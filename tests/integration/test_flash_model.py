@@ -26,13 +26,19 @@ from typing import Any
 import pytest
 
 from agent.model.store import ModelStore, is_complete
+from tests.support.flash import (
+    DEVICE_CLI,
+    REAL_VALIDATE,
+    agent_on_store,
+    assert_one_clean_switch,
+    flash,
+    wait_state,
+)
 from tests.support.paths import REPO, free_port
 from tests.support.sshd import SshServer
 from tests.unit.deploy.packages import break_manifest_checksum, make_package, make_tarball, truncate_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-DEVICE_CLI = f"env PYTHONPATH={shlex.quote(str(REPO))} {shlex.quote(sys.executable)} -m agent"
 
 VALIDATE = textwrap.dedent(
     """\
@@ -104,16 +110,6 @@ def agent(tmp_path: Path, device: Path) -> Iterator[tuple[Path, Path]]:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
-
-
-def flash(sshd: SshServer, store: Path, package: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    argv = [
-        sys.executable, str(REPO / "deploy" / "flash-model"), str(package), sshd.host,
-        "--ssh-port", str(sshd.port), "--user", sshd.user, "--identity", str(sshd.identity),
-        "--known-hosts", str(sshd.known_hosts), "--store", str(store), "--device-cli", DEVICE_CLI,
-        "--config", str(store.parent / "cam-01.yaml"), *extra,
-    ]  # fmt: skip
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
 
 
 def no_reload(validate_cmd: str) -> list[str]:
@@ -366,9 +362,6 @@ def test_ansible_playbooks_flash_in_batches_and_roll_back(
     assert current(device) == "1.0.0"
 
 
-REAL_VALIDATE = f"{DEVICE_CLI} model validate"
-
-
 def test_real_validate_accepts_a_real_model(sshd: SshServer, device: Path, tmp_path: Path) -> None:
     from tests.unit.model.packages import write_package
 
@@ -391,65 +384,31 @@ def test_real_validate_refuses_a_model_too_slow_for_its_budget(
     assert not (device / "demo" / "2.0.0").exists()
 
 
-def _wait_state(path: Path, predicate: Any, timeout: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            state = json.loads(path.read_text())
-        except (OSError, ValueError):
-            state = None
-        if state is not None and predicate(state):
-            return dict(state)
-        time.sleep(0.1)
-    raise AssertionError(
-        f"model-state.json never matched; last: {path.read_text() if path.exists() else None}"
-    )
-
-
 def test_real_agent_hot_swaps_and_rolls_back_a_failing_model(
     sshd: SshServer, tmp_path: Path, mosquitto: Any, unique_prefix: str
 ) -> None:
     """The running agent follows `current` on SIGHUP; a model that fails after the swap comes back out."""
-    from tests.support.agentproc import AgentProcess, write_config
     from tests.support.models import make_package as make_slow_package
     from tests.support.models import slow_classifier
-    from tests.support.mosquitto import Subscriber
     from tests.unit.model.packages import write_package
 
-    store = tmp_path / "store"
-    ModelStore(store).install(write_package(tmp_path / "p1", "cls_u8.tflite", name="demo", version="1.0.0"))
-    ModelStore(store).activate("demo", "1.0.0")
-    config = write_config(
-        tmp_path / "agent", port=mosquitto.port, prefix=unique_prefix, source="synthetic:1",
-        package=store / "demo" / "current", camera={"realtime": True, "fps": 20},
-        inference={"rollback_frames": 5},
-    )  # fmt: skip
-    state_file = tmp_path / "agent" / "state" / "model-state.json"
-    results = Subscriber(mosquitto.port, f"{unique_prefix}/plant-a/line-3/cam-01/result")
-    agent = AgentProcess(config)
-    try:
-        _wait_state(state_file, lambda s: s["version"] == "1.0.0")
-        pid_file = tmp_path / "agent.pid"
-        pid_file.write_text(str(agent.proc.pid))
-        common = ["--reload", f"pid:{pid_file}", "--state-file", str(state_file), "--timeout", "60"]
-
+    first = write_package(tmp_path / "p1", "cls_u8.tflite", name="demo", version="1.0.0")
+    with agent_on_store(
+        tmp_path, mosquitto.port, unique_prefix, first, inference={"rollback_frames": 5}
+    ) as device:
+        store, agent = device.store, device.agent
         good = write_package(tmp_path / "p2", "cls_u8.tflite", name="demo", version="2.0.0")
-        result = flash(sshd, store, good, *common, "--validate-cmd", REAL_VALIDATE)
+        result = device.flash(sshd, good, "--validate-cmd", REAL_VALIDATE)
         assert result.returncode == 0, result.stdout + result.stderr + agent.output[-3000:]
         assert "demo 1.0.0 -> 2.0.0 active" in result.stdout
         # Zero frames dropped for the swap: consecutive frame numbers, one switch from 1.0.0 to 2.0.0.
-        seen = [json.loads(p) for _, p, _ in results.wait_for(10**6, timeout=1)]
-        frames, versions = [r["frame"] for r in seen], [r["model"]["version"] for r in seen]
-        switch = versions.index("2.0.0")
-        assert set(versions[:switch]) == {"1.0.0"} and set(versions[switch:]) == {"2.0.0"}
-        around = frames[max(0, switch - 5) : switch + 5]  # around the swap (load elsewhere may drop others)
-        assert around == list(range(around[0], around[0] + len(around))), (frames, switch)
+        assert_one_clean_switch(device.results, "1.0.0", "2.0.0")
 
         # Validation passes (a stand-in: the real one would catch these), then the agent refuses:
         # a model that yields NaN fails at load/warm-up, a model over budget on live frames is
         # swapped in and rolled back after its first frames. Either way `current` comes back.
         nan = write_package(tmp_path / "p3", "nan.onnx", name="demo", version="3.0.0")
-        result = flash(sshd, store, nan, *common, "--validate-cmd", "true")
+        result = device.flash(sshd, nan, "--validate-cmd", "true")
         assert result.returncode == 4, result.stdout + result.stderr + agent.output[-3000:]
         assert "FAILED [confirm] the agent failed: model output contains NaN" in result.stdout
         assert current(store) == "2.0.0"
@@ -457,11 +416,42 @@ def test_real_agent_hot_swaps_and_rolls_back_a_failing_model(
         slow = make_slow_package(tmp_path / "p4", slow_classifier(tmp_path / "slow.onnx", 400),
                                  name="demo", version="4.0.0", labels=["ok", "scratch", "hole"],
                                  width=32, height=32, budget_ms=1.0)  # fmt: skip
-        result = flash(sshd, store, slow, *common, "--validate-cmd", "true")
+        result = device.flash(sshd, slow, "--validate-cmd", "true")
         assert result.returncode == 4, result.stdout + result.stderr + agent.output[-3000:]
         assert "FAILED [confirm] the agent rolled_back" in result.stdout and "over budget" in result.stdout
         assert current(store) == "2.0.0"
         assert agent.proc.poll() is None
-    finally:
-        agent.stop()
-        results.close()
+
+
+def test_flash_as_shadow_makes_the_running_agent_load_it_beside_the_current_model(
+    sshd: SshServer, tmp_path: Path, mosquitto: Any, unique_prefix: str
+) -> None:
+    """`flash-model --shadow`: validated, installed, the store's shadow link set, the agent reloads
+    its shadow on SIGHUP (a second flash replaces it); `current` and the line are untouched."""
+    from tests.unit.model.packages import write_package
+
+    first = write_package(tmp_path / "p1", "cls_u8.tflite", name="demo", version="1.0.0")
+    health = {"interval_s": 0.5}
+    with agent_on_store(tmp_path, mosquitto.port, unique_prefix, first, health=health) as device:
+        health_file = device.state_dir / "health.json"
+        assert wait_state(health_file, lambda h: h["counters"]["inspected"] > 0)["shadow"] is None
+        for version in ("2.0.0", "3.0.0"):
+            pkg = write_package(tmp_path / version, "cls_u8.tflite", name="demo", version=version)
+            result = device.flash(sshd, pkg, "--shadow", "--validate-cmd", REAL_VALIDATE)
+            assert result.returncode == 0, result.stdout + result.stderr + device.agent.output[-3000:]
+            assert f"shadow {'None' if version == '2.0.0' else '2.0.0'} -> {version}" in result.stdout
+            shadow = wait_state(health_file, lambda h, v=version: _shadow_ran(h, v))["shadow"]
+            assert shadow["active"]["version"] == "1.0.0" and shadow["agreement"] == 1.0  # the same network
+            assert current(device.store) == "1.0.0" and ModelStore(device.store).shadow("demo") == version
+        seen = device.results.wait_for(10**6, timeout=1)
+        versions = {json.loads(payload)["model"]["version"] for _, payload, _ in seen}
+        assert versions == {"1.0.0"} and device.agent.proc.poll() is None
+
+
+def _shadow_ran(health: dict[str, Any], version: str) -> bool:
+    """The health report shows ``version`` running as the shadow, with frames compared."""
+    shadow = health.get("shadow") or {}
+    model = shadow.get("model") or {}
+    return (
+        shadow.get("state") == "running" and model.get("version") == version and shadow.get("frames", 0) > 0
+    )

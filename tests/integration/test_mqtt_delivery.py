@@ -19,6 +19,7 @@ from agent.errors import PublishError
 from agent.protocol.topics import Topics
 from agent.publish import CommandRouter, Priority, Publisher
 from tests.support.mosquitto import Mosquitto, Subscriber, env_without_proxies
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -90,15 +91,6 @@ def make_publisher(tmp_path: Path, unique_prefix: str) -> Iterator[Callable[...,
     yield make
     for pub in made:
         pub.stop("test over", timeout=2)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def test_qos1_messages_arrive_in_order_after_a_retained_online_status(

@@ -29,6 +29,7 @@ from agent.publish import CommandRouter, Priority, Publisher
 from tests.support.certs import TlsFiles, make_ca
 from tests.support.mosquitto import Mosquitto, Subscriber
 from tests.support.paths import REPO
+from tests.support.wait import wait_until
 from tests.unit.collector import samples
 
 pytestmark = pytest.mark.integration
@@ -42,15 +43,6 @@ def documented_acl(prefix: str) -> str:
     block = re.search(r"```acl\n(.*?)```", text, re.S)
     assert block, "docs/security.md lost its ```acl block"
     return block.group(1).replace("inspection/", f"{prefix}/")
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from agent.config.schema import MqttConfig, OutboxConfig
 from agent.protocol.topics import Topics
 from agent.publish.mqtt import QUICK_DROPS, SESSION_TAKEN_OVER, Publisher
 from tests.support.mosquitto import Mosquitto
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -42,27 +43,20 @@ def twin(tmp_path: Path, unique_prefix: str) -> Iterator[Callable[[int, str], Pu
         pub.stop("test over", timeout=2)
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
-
-
 def test_a_second_device_with_the_same_client_id_is_named_once_with_the_fix(
     mosquitto: Mosquitto, twin: Callable[[int, str], Publisher], unique_prefix: str
 ) -> None:
     with capture_logs() as logs:
         first = twin(mosquitto.port, "first")
         first.start()
-        assert wait_until(lambda: first.connected)
+        assert wait_until(lambda: first.connected, timeout=15.0)
         second = twin(mosquitto.port, "second")
         second.start()
         taken = [first, second]
         # The broker drops whichever was there when the other connects; both keep retrying.
-        assert wait_until(lambda: all(p.stats()["last_error"] for p in taken) and len(_events(logs)) >= 2)
+        assert wait_until(
+            lambda: all(p.stats()["last_error"] for p in taken) and len(_events(logs)) >= 2, timeout=15.0
+        )
         time.sleep(4.0)  # several rounds of the loop, with backoff
 
     client_id = f"{unique_prefix}-plant-1-line-1-cam-01"

@@ -125,6 +125,10 @@ def test_promote_shadow_swaps_it_in_and_keeps_it(
         AgentProcess(cfg),
     ):
         assert sub.wait_for(1, 30, where=lambda m: m[0] == f"{root}/result")
+        running = sub.wait_for(  # promotable once loaded: a loaded machine takes a while
+            1, 60, where=lambda m: m[0] == f"{root}/event" and b'"shadow"' in m[1] and b'"running"' in m[1]
+        )
+        assert running, "the shadow never started"
         reply = _command(sub, root, "promote-shadow", {"wait_s": 60})
         assert reply["ok"] and reply["result"]["state"] == "active", reply
         assert reply["result"]["name"] == "fixture" and reply["result"]["kept"] is True

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from agent.model.store import ModelStore
 from tests.support.agentproc import agent_command
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.train]  # TensorFlow trains here
@@ -128,34 +127,10 @@ def test_retrained_package_hot_swaps_on_a_real_agent(
     trained: Trained, sshd: Any, tmp_path: Path, mosquitto: Any, unique_prefix: str
 ) -> None:
     """Flashed over SSH to a store a running agent follows: the swap loses no frame."""
-    from tests.integration.test_flash_model import REAL_VALIDATE, _wait_state, flash
-    from tests.support.agentproc import AgentProcess, write_config
-    from tests.support.mosquitto import Subscriber
+    from tests.support.flash import REAL_VALIDATE, agent_on_store, assert_one_clean_switch
 
-    store = tmp_path / "store"
-    ModelStore(store).install(trained.v1)
-    ModelStore(store).activate("demo", "1.0.0")
-    config = write_config(
-        tmp_path / "agent", port=mosquitto.port, prefix=unique_prefix, source="synthetic:1",
-        package=store / "demo" / "current", camera={"realtime": True, "fps": 20},
-    )  # fmt: skip
-    state_file = tmp_path / "agent" / "state" / "model-state.json"
-    results = Subscriber(mosquitto.port, f"{unique_prefix}/plant-a/line-3/cam-01/result")
-    agent = AgentProcess(config)
-    try:
-        _wait_state(state_file, lambda s: s["version"] == "1.0.0")
-        pid_file = tmp_path / "agent.pid"
-        pid_file.write_text(str(agent.proc.pid))
-        result = flash(sshd, store, trained.v2, "--reload", f"pid:{pid_file}", "--state-file",
-                       str(state_file), "--timeout", "60", "--validate-cmd", REAL_VALIDATE)  # fmt: skip
-        assert result.returncode == 0, result.stdout + result.stderr + agent.output[-3000:]
+    with agent_on_store(tmp_path, mosquitto.port, unique_prefix, trained.v1) as device:
+        result = device.flash(sshd, trained.v2, "--validate-cmd", REAL_VALIDATE)
+        assert result.returncode == 0, result.stdout + result.stderr + device.agent.output[-3000:]
         assert "demo 1.0.0 -> 2.0.0 active" in result.stdout
-        seen = [json.loads(p) for _, p, _ in results.wait_for(10**6, timeout=1)]
-        frames, versions = [r["frame"] for r in seen], [r["model"]["version"] for r in seen]
-        switch = versions.index("2.0.0")
-        assert set(versions[:switch]) == {"1.0.0"} and set(versions[switch:]) == {"2.0.0"}
-        around = frames[max(0, switch - 5) : switch + 5]
-        assert around == list(range(around[0], around[0] + len(around))), (frames, switch)
-    finally:
-        agent.stop()
-        results.close()
+        assert_one_clean_switch(device.results, "1.0.0", "2.0.0")

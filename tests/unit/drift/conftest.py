@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +12,13 @@ import pytest
 import yaml
 
 from agent.config import AgentConfig, load_config
+from agent.config.schema import ModelConfig
 from agent.imagestats import STAT_NAMES, image_stats
-from agent.model.loaded import LoadedModel
+from agent.model.loaded import LoadedModel, load_model
 from agent.synthetic import LABELS as PART_LABELS
 from agent.synthetic import render_part
 from tests.support.models import make_package, slow_classifier
+from tests.support.paths import DEMO_MODEL
 
 LABELS = ["ok", "scratch", "hole"]
 SIZE = (160, 120)  # small renders keep the tests fast; stats are taken at the model input size anyway
@@ -107,3 +109,11 @@ def agent_config(tmp_path: Path) -> Callable[..., AgentConfig]:
         return load_config(path)
 
     return make
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[LoadedModel]:
+    """The demo package, loaded once per module (the line simulations infer with it)."""
+    model = load_model(str(DEMO_MODEL), ModelConfig(path=str(DEMO_MODEL)), warmup=False)
+    yield model
+    model.close()

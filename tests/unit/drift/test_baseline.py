@@ -9,33 +9,24 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from agent.capture.base import Frame
 from agent.config import AgentConfig
 from agent.config.schema import ModelConfig
 from agent.drift import baseline
 from agent.drift.monitor import DriftMonitor
 from agent.model.loaded import LoadedModel, load_model
-from agent.model.result import InferenceResult
 from agent.protocol.topics import Topics
 from agent.testing import RecordingSink
 from scripts.bench_drift import Observed, dim_and_flat, line_frames
 from tests.support.paths import DEMO_MODEL
+from tests.unit.drift.line import feed
 
 pytestmark = pytest.mark.slow
 LEARN = 4
-
-
-@pytest.fixture(scope="module")
-def demo() -> Iterator[LoadedModel]:
-    model = load_model(str(DEMO_MODEL), ModelConfig(path=str(DEMO_MODEL)), warmup=False)
-    yield model
-    model.close()
 
 
 @pytest.fixture(scope="module")
@@ -50,20 +41,6 @@ def demo_v2(tmp_path: Path) -> LoadedModel:
     manifest = root / "manifest.yaml"
     manifest.write_text(manifest.read_text().replace("version: 1.0.0", "version: 2.0.0", 1))
     return load_model(str(root), ModelConfig(path=str(root)), warmup=False)
-
-
-def feed(monitor: DriftMonitor, summary: dict[str, str], pool: list[Observed], windows: int) -> list[bool]:
-    rng = np.random.default_rng(8)
-    size = monitor.state()["window_size"]
-    drifting = []
-    for w in range(windows):
-        for k, i in enumerate(rng.integers(len(pool), size=size)):
-            o = pool[i]
-            frame = Frame(o.image, w * size + k, 1_000 * (w * size + k), 0.0)
-            result = InferenceResult(o.label, o.confidence, {o.label: o.confidence}, o.label != "ok")
-            monitor.observe(frame, result, {"model": summary})  # type: ignore[typeddict-item]
-        drifting += [v.drifting for v in monitor.poll()]
-    return drifting
 
 
 def learning_monitor(

@@ -6,55 +6,28 @@ with ``drift.class_mix`` set to the line's mix as docs/health.md advises.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
-from agent.capture.base import Frame
 from agent.config import AgentConfig
-from agent.config.schema import ModelConfig
 from agent.drift.monitor import DriftMonitor
 from agent.drift.reference import parse_reference
-from agent.model.loaded import LoadedModel, load_model
-from agent.model.result import InferenceResult
+from agent.model.loaded import LoadedModel
 from agent.protocol.topics import Topics
 from agent.testing import RecordingSink
 from scripts.bench_drift import Observed, blurred, dim_and_flat, line_frames, line_mix
 from tests.support.paths import DEMO_MODEL
+from tests.unit.drift.line import feed
 
 pytestmark = pytest.mark.slow
 MIX = line_mix(0.8)
 
 
 @pytest.fixture(scope="module")
-def demo() -> Iterator[LoadedModel]:
-    model = load_model(str(DEMO_MODEL), ModelConfig(path=str(DEMO_MODEL)), warmup=False)
-    yield model
-    model.close()
-
-
-@pytest.fixture(scope="module")
 def healthy(demo: LoadedModel) -> list[Observed]:
     return line_frames(demo, 21, 600, 0.8)
-
-
-def feed(monitor: DriftMonitor, model: LoadedModel, pool: list[Observed], windows: int) -> list[bool]:
-    rng = np.random.default_rng(8)
-    size = monitor.state()["window_size"]
-    drifting = []
-    for w in range(windows):
-        for k, i in enumerate(rng.integers(len(pool), size=size)):
-            o = pool[i]
-            frame = Frame(o.image, w * size + k, 1_000 * (w * size + k), 0.0)
-            scores = {label: 0.0 for label in model.package.labels} | {o.label: o.confidence}
-            monitor.observe(
-                frame,
-                InferenceResult(o.label, o.confidence, scores, o.label != "ok"),
-                {"model": model.summary},
-            )
-        drifting += [v.drifting for v in monitor.poll()]
-    return drifting
 
 
 def monitor_for(cfg: AgentConfig, model: LoadedModel, calls: list[bool]) -> DriftMonitor:
@@ -78,7 +51,7 @@ def test_a_healthy_line_of_mostly_good_parts_raises_no_alarm_over_fifty_windows(
 ) -> None:
     calls: list[bool] = []
     monitor = monitor_for(agent_config(DEMO_MODEL, class_mix=MIX), demo, calls)
-    drifting = feed(monitor, demo, healthy, 55)
+    drifting = feed(monitor, demo.summary, healthy, 55, demo.package.labels)
     assert len(drifting) == 55
     assert calls == [] and not monitor.active
     assert sum(drifting) <= 2
@@ -90,7 +63,10 @@ def test_a_lighting_or_focus_change_on_that_line_alarms_within_two_windows(
 ) -> None:
     calls: list[bool] = []
     monitor = monitor_for(agent_config(DEMO_MODEL, class_mix=MIX), demo, calls)
-    assert feed(monitor, demo, line_frames(demo, 22, 150, 0.8, change), 2) == [True, True]
+    assert feed(monitor, demo.summary, line_frames(demo, 22, 150, 0.8, change), 2, demo.package.labels) == [
+        True,
+        True,
+    ]
     assert calls == [True]
     assert monitor.last is not None
     expected = {"brightness", "contrast"} if change is dim_and_flat else {"sharpness"}

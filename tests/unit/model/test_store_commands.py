@@ -29,6 +29,12 @@ def store_cli(capsys: pytest.CaptureFixture[str], store: Path, *argv: str) -> tu
     return code, json.loads(out[-1])
 
 
+def install_v2(capsys: Any, store: ModelStore, tmp_path: Path, *flags: str) -> tuple[int, dict[str, Any]]:
+    """``store install`` of demo 2.0.0 (a directory) with ``flags``."""
+    pkg = make_package(tmp_path / "v2", version="2.0.0")
+    return store_cli(capsys, store.root, "install", str(pkg), *flags)
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> ModelStore:
     """demo 1.0.0 installed and current, as after deploy/install.sh."""
@@ -48,8 +54,47 @@ def test_install_and_activate_without_reload(capsys: Any, store: ModelStore, tmp
     assert store.current("demo") == "2.0.0" and store.history("demo") == ["1.0.0", "2.0.0"]
     code, out = store_cli(capsys, store.root, "status")
     assert out["details"]["models"] == {
-        "demo": {"current": "2.0.0", "history": ["1.0.0", "2.0.0"], "versions": ["1.0.0", "2.0.0"]}
+        "demo": {
+            "current": "2.0.0",
+            "shadow": None,
+            "history": ["1.0.0", "2.0.0"],
+            "versions": ["1.0.0", "2.0.0"],
+        }
     }
+
+
+def test_install_as_shadow_sets_the_shadow_link_and_prune_keeps_it(
+    capsys: Any, store: ModelStore, tmp_path: Path
+) -> None:
+    pkg = make_tarball(make_package(tmp_path / "v2", version="2.0.0"))
+    code, out = store_cli(
+        capsys, store.root, "install", str(pkg), "--no-validate", "--shadow", "--reload", "none"
+    )
+    assert code == 0 and out["ok"] and out["message"] == "demo shadow None -> 2.0.0", out
+    assert store.current("demo") == "1.0.0" and store.shadow("demo") == "2.0.0"
+    assert (store.root / "demo" / "shadow").resolve() == store.root / "demo" / "2.0.0"
+    for version in ("3.0.0", "4.0.0"):
+        store.install(make_package(tmp_path / version, version=version))
+        store.activate("demo", version)
+    assert "2.0.0" not in store.prune("demo", keep=1)  # the agent runs the shadow too
+    code, out = store_cli(capsys, store.root, "status")
+    assert out["details"]["models"]["demo"]["shadow"] == "2.0.0" and "shadow 2.0.0" in out["message"]
+
+
+def test_store_shadow_switches_clears_and_refuses_bad_input(
+    capsys: Any, store: ModelStore, tmp_path: Path
+) -> None:
+    store.install(make_package(tmp_path / "v2", version="2.0.0"))
+    code, out = store_cli(capsys, store.root, "shadow", "demo", "2.0.0", "--reload", "none")
+    assert code == 0 and store.shadow("demo") == "2.0.0"
+    code, out = store_cli(capsys, store.root, "shadow", "demo", "9.9.9", "--reload", "none")
+    assert code == 3 and out["step"] == "shadow" and "not installed" in out["message"]
+    assert store.shadow("demo") == "2.0.0"  # nothing changed
+    code, out = store_cli(capsys, store.root, "shadow", "demo", "--reload", "none")
+    assert code == 2 and "--clear" in out["message"]
+    code, out = store_cli(capsys, store.root, "shadow", "demo", "--clear", "--reload", "none")
+    assert code == 0 and out["previous"] == "2.0.0" and store.shadow("demo") is None
+    assert not (store.root / "demo" / "shadow").exists() and store.current("demo") == "1.0.0"
 
 
 def test_install_alone_does_not_switch(capsys: Any, store: ModelStore, tmp_path: Path) -> None:
@@ -99,17 +144,8 @@ def test_an_archive_with_too_many_members_never_reaches_the_store(
 def test_failing_validation_is_refused_with_its_reason(
     capsys: Any, store: ModelStore, tmp_path: Path
 ) -> None:
-    pkg = make_package(tmp_path / "v2", version="2.0.0")
-    code, out = store_cli(
-        capsys,
-        store.root,
-        "install",
-        str(pkg),
-        "--validate-cmd",
-        FAILING_VALIDATE,
-        "--activate",
-        "--reload",
-        "none",
+    code, out = install_v2(
+        capsys, store, tmp_path, "--validate-cmd", FAILING_VALIDATE, "--activate", "--reload", "none"
     )
     assert (code, out["step"]) == (1, "validate")
     assert out["message"] == "validation failed: latency: p99 12 ms over budget"
@@ -127,12 +163,10 @@ def test_a_validate_command_that_cannot_run_is_refused(
 def test_a_reload_that_cannot_be_sent_restores_current(
     capsys: Any, store: ModelStore, tmp_path: Path
 ) -> None:
-    pkg = make_package(tmp_path / "v2", version="2.0.0")
-    code, out = store_cli(
+    code, out = install_v2(
         capsys,
-        store.root,
-        "install",
-        str(pkg),
+        store,
+        tmp_path,
         "--no-validate",
         "--activate",
         "--reload",
@@ -145,16 +179,8 @@ def test_a_reload_that_cannot_be_sent_restores_current(
 
 
 def test_no_way_to_confirm_means_nothing_is_touched(capsys: Any, store: ModelStore, tmp_path: Path) -> None:
-    pkg = make_package(tmp_path / "v2", version="2.0.0")
-    code, out = store_cli(
-        capsys,
-        store.root,
-        "install",
-        str(pkg),
-        "--no-validate",
-        "--activate",
-        "--reload",
-        f"pid:{tmp_path / 'agent.pid'}",
+    code, out = install_v2(
+        capsys, store, tmp_path, "--no-validate", "--activate", "--reload", f"pid:{tmp_path / 'agent.pid'}"
     )
     assert (code, out["step"]) == (2, "config") and "pass --config or --state-file" in out["message"]
     assert store.current("demo") == "1.0.0" and store.versions("demo") == ["1.0.0"]

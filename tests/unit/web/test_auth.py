@@ -51,6 +51,19 @@ def test_users_file_add_replace_reload_and_bad_input(tmp_path: Path) -> None:
         Users(path, ROLES)
 
 
+def test_a_users_file_that_is_a_yaml_bomb_or_repeats_a_user_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "users.yaml"
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]" for i in range(8)]
+    path.write_text("\n".join(lines) + "\n")  # a billion laughs: 10^9 values if expanded
+    with pytest.raises(UsersError, match=r"users file .*users\.yaml:1: more than .* values") as err:
+        Users(path, ROLES)
+    assert "\n" not in str(err.value)
+    path.write_text("users:\n  alice: {role: admin, password: x}\n  alice: {role: reviewer, password: y}\n")
+    with pytest.raises(UsersError, match="duplicate key"):
+        Users(path, ROLES)
+
+
 def test_sessions_are_signed_expire_and_bind_the_csrf_token(tmp_path: Path) -> None:
     key = load_secret(tmp_path / "secret.key")
     assert (
