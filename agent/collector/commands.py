@@ -58,15 +58,15 @@ def build(cfg: CollectorConfig) -> Any:
     from agent.collector.ingest import Ingest
     from agent.collector.messages import Parser
     from agent.collector.service import Collector
-    from agent.collector.storage import make_storage
+    from agent.collector.storage import open_storage
 
     notifier = Notifier.from_env()
-    storage = make_storage(cfg.storage.backend, cfg.root)
-    ingest = Ingest(Parser(cfg), storage, open_index(cfg.index_path, notifier))
+    storage = open_storage(cfg)
+    ingest = Ingest(Parser(cfg), storage, open_index(cfg.index_location, notifier))
     return Collector(cfg, ingest, notifier)
 
 
-def open_index(path: Path, notifier: Notifier, max_pause_s: float = 30.0) -> Index:
+def open_index(path: Path | str, notifier: Notifier, max_pause_s: float = 30.0) -> Index:
     """The index, waiting for space when the disk is full at start: a restart would not free any."""
     pause, since, waiting = 0.5, time.monotonic(), False
     while True:
@@ -100,7 +100,7 @@ def stats(cfg: CollectorConfig, since: str, *, as_json: bool) -> int:
     from agent.collector.report import format_report, parse_duration, stats_report
 
     seconds = parse_duration(since)
-    index = Index(cfg.index_path)
+    index = Index(cfg.index_location)
     try:
         report = stats_report(index, seconds, accuracy=cfg.accuracy)
     finally:
@@ -112,12 +112,12 @@ def stats(cfg: CollectorConfig, since: str, *, as_json: bool) -> int:
 def fsck(cfg: CollectorConfig, *, repair: bool, as_json: bool) -> int:
     """Exit 0 when files and rows agree (or every problem was repaired), 1 when problems remain."""
     from agent.collector import fsck as checker
-    from agent.collector.storage import make_storage
+    from agent.collector.storage import open_storage
 
-    storage = make_storage(cfg.storage.backend, cfg.root)
-    index = Index(cfg.index_path)
+    storage = open_storage(cfg)
+    index = Index(cfg.index_location)
     try:
-        report = checker.check(index, cfg.root, cfg.index_path)
+        report = checker.check(index, storage, cfg.index_path)
         if repair:
             checker.repair(report, index, storage)
     finally:

@@ -90,11 +90,14 @@ class Ingest:
         """
         plan = self._plan(batch)
         self.storage.write_batch([(s.row.path, s.jpeg) for s in plan.fresh] + batch.files + plan.files)
-        self.index.record([s.row for s in plan.fresh], batch.events, batch.quarantined + plan.quarantined)
+        stored = self.index.record(
+            [s.row for s in plan.fresh], batch.events, batch.quarantined + plan.quarantined
+        )
+        raced = len(plan.fresh) - len(stored)  # another collector stored the same ids meanwhile
         c = self.counts
         c["received"] += batch.count
-        c["stored"] += len(plan.fresh)
-        c["duplicates"] += batch.duplicates + plan.duplicates
+        c["stored"] += len(stored)
+        c["duplicates"] += batch.duplicates + plan.duplicates + raced
         c["conflicts"] += batch.conflicts + plan.conflicts
         c["events"] += len(batch.events)
         c["quarantined"] += len(batch.quarantined) + len(plan.quarantined)
@@ -156,6 +159,8 @@ class Ingest:
         """Bind the row as the index will, so an unbindable value fails here, for this message only."""
         try:
             self._rehearsal.execute(f"SELECT {marks}", values)
+            if any(isinstance(v, str) and "\0" in v for v in values):
+                raise ValueError("a NUL character (PostgreSQL text cannot hold one)")
         except (sqlite3.Error, OverflowError, ValueError, TypeError) as exc:
             raise Rejected(f"cannot be stored: {type(exc).__name__}: {first_line(exc)[:120]}") from exc
 

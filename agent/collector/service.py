@@ -28,10 +28,10 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from agent.collector.accuracy import AccuracyPublisher
 from agent.collector.config import CollectorConfig, broker_password
-from agent.collector.index import Index, IndexFullError
+from agent.collector.index import Index, IndexFullError, IndexUnavailableError
 from agent.collector.ingest import Ingest, Prepared
 from agent.collector.messages import Incoming
-from agent.collector.storage import StorageFullError
+from agent.collector.storage import StorageFullError, StorageUnavailableError
 from agent.errors import AgentError, first_line
 from agent.mqtt import ClientSpec, describe_connect_error, new_client, new_properties
 from agent.protocol.topics import fleet_filter
@@ -42,7 +42,19 @@ log = structlog.get_logger(__name__)
 
 _TAKE_WAIT_S = 0.2
 _DISK_FULL = (StorageFullError, IndexFullError)
+# A database or object store that cannot be reached (restarting, network) is waited out like a full
+# disk: the batch stays unacknowledged, and a restart would not bring the server back sooner.
+_WAIT = (*_DISK_FULL, StorageUnavailableError, IndexUnavailableError)
+_WAIT_EVENTS = {
+    "disk_full": ("collector_disk_full", "collector_disk_recovered", "disk full, waiting for space"),
+    "unavailable": (
+        "collector_backend_unavailable",
+        "collector_backend_recovered",
+        "storage or index unreachable",
+    ),
+}
 _RETRY_MIN_S, _RETRY_MAX_S = 0.5, 30.0
+_RETRY_UNAVAILABLE_S = 4.0  # a restarted server is back within seconds: notice it soon
 
 
 def subscriptions(cfg: CollectorConfig) -> list[str]:
@@ -94,7 +106,7 @@ class Collector:
             target=self._guarded(self._write_loop), name="collector-writer", daemon=True
         )
         # Its own connection to the index: read from the main loop while the writer thread writes (WAL).
-        self._accuracy_index = Index(cfg.index_path)
+        self._accuracy_index = Index(cfg.index_location)
         self._accuracy = AccuracyPublisher(
             cfg.accuracy, cfg.subscribe.prefix, self._accuracy_index, self._publish
         )
@@ -191,27 +203,28 @@ class Collector:
                 self._client.ack(msg.mid, msg.qos)
 
     def _commit(self, prepared: Prepared) -> bool:
-        """Commit, waiting out a full disk; False when the batch was not stored (stopping or failed)."""
+        """Commit, waiting out a full disk or an unreachable server; False when the batch was not stored."""
         pause, since = _RETRY_MIN_S, time.monotonic()
         while True:
             try:
                 self.ingest.commit(prepared)
-            except _DISK_FULL as exc:
-                if self.state != "disk_full":
-                    self.state = "disk_full"
-                    log.error("collector_disk_full", error=str(exc), queued=self._queue.qsize())
-                    self.notifier.status(f"disk full, waiting for space: {exc}")
+            except _WAIT as exc:
+                state = "disk_full" if isinstance(exc, _DISK_FULL) else "unavailable"
+                if self.state != state:
+                    self.state = state
+                    log.error(_WAIT_EVENTS[state][0], error=str(exc), queued=self._queue.qsize())
+                    self.notifier.status(f"{_WAIT_EVENTS[state][2]}: {exc}")
                 if self._stop.wait(pause):
                     return False  # stopping: unacknowledged, so the broker delivers it again
-                pause = min(pause * 2, _RETRY_MAX_S)
+                pause = min(pause * 2, _RETRY_MAX_S if state == "disk_full" else _RETRY_UNAVAILABLE_S)
                 continue
             except AgentError as exc:  # the disk or the index refused for good: let systemd restart us
                 log.error("collector_cannot_store", error=str(exc))
                 self._fail(exc)
                 return False
-            if self.state == "disk_full":
+            if self.state in _WAIT_EVENTS:
+                log.info(_WAIT_EVENTS[self.state][1], waited_s=round(time.monotonic() - since, 1))
                 self.state = "ok"
-                log.info("collector_disk_recovered", waited_s=round(time.monotonic() - since, 1))
                 self.notifier.status("collecting")
             return True
 

@@ -57,7 +57,8 @@ class Postgres:
         log = self.log_path.open("ab")
         cmd = [
             *self._as_user, str(BIN / "postgres"), "-D", str(self.data), "-p", str(self.port),
-            "-k", str(self.dir), "-c", f"listen_addresses={HOST}", "-c", f"fsync={'on' if self.fsync else 'off'}",
+            "-k", str(self.dir), "-c", f"listen_addresses={HOST}",
+            "-c", f"fsync={'on' if self.fsync else 'off'}",
             "-c", "max_connections=200",
         ]  # fmt: skip
         self._proc = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
@@ -78,7 +79,10 @@ class Postgres:
             with psycopg.connect(f"postgresql://postgres@{HOST}:{self.port}/postgres", autocommit=True) as db:
                 if db.execute("SELECT 1 FROM pg_roles WHERE rolname = 'collector'").fetchone() is None:
                     db.execute("CREATE ROLE collector LOGIN")
-                if db.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)).fetchone() is None:
+                if (
+                    db.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)).fetchone()
+                    is None
+                ):
                     db.execute(f"CREATE DATABASE {self.database} OWNER collector")
         except psycopg.OperationalError:
             return False

