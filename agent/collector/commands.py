@@ -13,6 +13,7 @@ import structlog
 
 from agent.collector.config import CollectorConfig, load_collector_config
 from agent.collector.index import Index, IndexFullError
+from agent.errors import ConfigError
 from agent.log import configure
 from agent.sdnotify import Notifier
 
@@ -24,10 +25,16 @@ def register(sub: Any) -> None:
         "collector", help="the central sample collector (run it, or report what it collected)"
     )
     p.add_argument(
-        "action", nargs="?", choices=("run", "stats", "adduser", "fsck"), default="run", help="default: run"
+        "action",
+        nargs="?",
+        choices=("run", "stats", "adduser", "fsck", "migrate"),
+        default="run",
+        help="default: run",
     )
     p.add_argument("name", nargs="?", help="adduser: the user name")
-    p.add_argument("--config", required=True, help="the collector's YAML config")
+    p.add_argument("--config", help="the collector's YAML config (every action but migrate)")
+    p.add_argument("--from", dest="source", help="migrate: the config of the collector to copy from")
+    p.add_argument("--to", dest="target", help="migrate: the config of the new backends (S3, PostgreSQL)")
     p.add_argument("--role", choices=("reviewer", "admin"), default="reviewer", help="adduser: the role")
     p.add_argument("--password-stdin", action="store_true", help="adduser: read the password from stdin")
     p.add_argument("--since", default="24h", help="stats: the period (30m, 1h, 7d; default 24h)")
@@ -41,6 +48,10 @@ def register(sub: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.action == "migrate":
+        return migrate(args.source, args.target)
+    if not args.config:
+        raise ConfigError(f"collector {args.action}: --config is required")
     cfg = load_collector_config(args.config)
     if args.action == "stats":
         return stats(cfg, args.since, as_json=args.json)
@@ -132,3 +143,17 @@ def fsck(cfg: CollectorConfig, *, repair: bool, as_json: bool) -> int:
         done = f", {report.repaired} repaired" if repair else ""
         sys.stdout.write(f"{report.files} files, {report.rows} sample rows: {problems}{done}\n")
     return 0 if not report.findings or report.repaired == len(report.findings) else 1
+
+
+def migrate(source: str | None, target: str | None) -> int:
+    """Copy one collector's dataset into other backends; rerun to resume."""
+    from agent.collector.migrate import migrate as copy
+
+    if not source or not target:
+        raise ConfigError("collector migrate: give --from CONFIG and --to CONFIG")
+    report = copy(load_collector_config(source), load_collector_config(target))
+    sys.stdout.write(
+        f"{report.objects} objects ({report.copied} copied, {report.skipped} already there, "
+        f"{report.bytes / 1e6:.1f} MB, all checksums verified), {report.rows} rows\n"
+    )
+    return 0
