@@ -151,6 +151,7 @@ class LimitsConfig:
     max_meta_bytes: int = 64 * 1024
     # Checked from the JPEG header before decoding: a few hundred bytes may claim 65000x65000.
     max_pixels: int = 40_000_000
+    max_upload_bytes: int = 32 * 1024 * 1024  # a full-resolution presigned upload (sampling.upload)
     batch: int = 128  # messages made durable (one index commit) and acknowledged together
 
     def _check(self) -> Problems:

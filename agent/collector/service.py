@@ -31,10 +31,12 @@ from agent.collector.config import CollectorConfig, broker_password
 from agent.collector.index import Index, IndexFullError, IndexUnavailableError
 from agent.collector.ingest import Ingest, Prepared
 from agent.collector.messages import Incoming
+from agent.collector.presign import PresignResponder
 from agent.collector.storage import StorageFullError, StorageUnavailableError
 from agent.errors import AgentError, first_line
 from agent.mqtt import ClientSpec, describe_connect_error, new_client, new_properties
 from agent.protocol.topics import fleet_filter
+from agent.protocol.upload import PRESIGNED, REQUEST_KIND, UPLOAD_PROPERTY
 from agent.protocol.wire import META_PROPERTY
 from agent.sdnotify import Notifier
 
@@ -60,7 +62,9 @@ _RETRY_UNAVAILABLE_S = 4.0  # a restarted server is back within seconds: notice 
 def subscriptions(cfg: CollectorConfig) -> list[str]:
     """Topic filters for every configured site, shared when a group is set."""
     sub = cfg.subscribe
-    kinds = [k for k, on in (("sample", sub.samples), ("defect", sub.defects)) if on]
+    kinds = [
+        k for k, on in (("sample", sub.samples), ("defect", sub.defects), (REQUEST_KIND, sub.samples)) if on
+    ]
     return [
         fleet_filter(sub.prefix, kind, site=site, share_group=sub.shared_group)
         for site in sub.site_list
@@ -70,10 +74,12 @@ def subscriptions(cfg: CollectorConfig) -> list[str]:
 
 def incoming(msg: paho.MQTTMessage) -> Incoming:
     props = getattr(msg, "properties", None)
-    meta = None
+    meta, uploaded = None, False
     for key, value in getattr(props, "UserProperty", None) or ():
         if key == META_PROPERTY:
             meta = value
+        elif key == UPLOAD_PROPERTY:
+            uploaded = value == PRESIGNED
     return Incoming(
         topic=msg.topic,
         payload=bytes(msg.payload),
@@ -81,6 +87,7 @@ def incoming(msg: paho.MQTTMessage) -> Incoming:
         meta=meta,
         mid=msg.mid,
         qos=msg.qos,
+        uploaded=uploaded,
     )
 
 
@@ -97,6 +104,11 @@ class Collector:
         self.state = "ok"  # "disk_full" while a batch waits for space
         self.connected = threading.Event()
         self._fail_logged: str | None = None
+        s3 = cfg.storage.s3
+        self._presign = PresignResponder(
+            ingest.parser, ingest.storage, s3.presign_expiry_s if s3 else 600,
+            lambda topic, payload, props: self._client.publish(topic, payload, qos=0, properties=props),
+        )  # fmt: skip
         self._client = self._make_client()
         self._prepared: queue.Queue[tuple[list[Incoming], Prepared] | None] = queue.Queue(2)
         self._parser = threading.Thread(
@@ -122,7 +134,7 @@ class Collector:
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
-        client.on_message = lambda _c, _u, msg: self._queue.put(incoming(msg))
+        client.on_message = self._on_message
         return client
 
     # -- paho callbacks (network thread) -------------------------------------------------
@@ -135,6 +147,16 @@ class Collector:
         self.connected.set()
         self._fail_logged = None
         log.info("collector_connected", subscriptions=topics)
+
+    def _on_message(self, client: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
+        if msg.topic.endswith(f"/{REQUEST_KIND}"):  # a device asks where to upload: answered here, at once
+            try:
+                self._presign.handle(msg)
+            except Exception:  # a bad request must not break the network thread
+                log.exception("upload_request_failed", topic=msg.topic)
+            client.ack(msg.mid, msg.qos)
+            return
+        self._queue.put(incoming(msg))
 
     def _on_connect_fail(self, _c: paho.Client, _u: Any) -> None:
         error = describe_connect_error(sys.exc_info()[1])  # paho calls this inside its `except OSError`
