@@ -28,7 +28,7 @@ from tests.support.postgres import Postgres
 from tests.support.s3 import SeaweedS3
 
 pytestmark = pytest.mark.integration
-FRAMES = 150
+FRAMES = 150  # realtime at 30 fps: 5 s of sending, long enough to kill a collector mid-stream
 
 
 class ScaledCollector(CollectorProcess):
