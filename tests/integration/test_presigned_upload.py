@@ -2,6 +2,7 @@
 
 - the JPEG goes straight to S3 at full resolution (the MQTT path would downscale to max_side), the
   metadata over MQTT; every sampled id is stored once, one object each;
+- a PUT that fails (the store is down) falls back to MQTT; the collector waits out the 10 s outage;
 - a collector that cannot presign (local files) answers with an error: the agent falls back to the
   MQTT path for every sample, and nothing is lost or stored twice.
 """
@@ -9,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -77,4 +79,26 @@ def test_a_collector_that_cannot_presign_gets_every_sample_over_mqtt(
     wait_until(lambda: len(col.ids()) >= len(sent), 60, lambda: col.output[-3000:])
     widths = _widths(col.location)
     assert sorted(widths) == sorted(sent) and set(widths.values()) == {64}
+    assert col.stop() == 0
+
+
+def test_a_failed_put_falls_back_and_the_collector_waits_out_the_stopped_store(
+    tmp_path: Path, servers: tuple[Mosquitto, Postgres, SeaweedS3], unique_prefix: str,  # noqa: F811
+    group: Callable[..., ScaledCollector],  # noqa: F811
+) -> None:  # fmt: skip
+    mosquitto, postgres, seaweed = servers
+    shared = {"backend": "s3", "index": postgres.url, "s3": seaweed.storage_config()}
+    col = group("col", mosquitto.port, unique_prefix, shared, client_id="col-down").start()
+    seaweed.stop(grace=0.5)  # the collector still presigns (a local HMAC); every PUT is refused
+    stopped = time.monotonic()
+    sent, output = _run_agent(tmp_path, mosquitto.port, unique_prefix)
+    assert sent and "upload failed" in output
+    wait_until(lambda: "collector_backend_unavailable" in col.output, 30, lambda: col.output[-3000:])
+    assert col.ids() == []  # nothing committed without its object
+    time.sleep(max(0.0, 10 - (time.monotonic() - stopped)))  # the store is down for 10 s
+    seaweed.start()
+    wait_until(lambda: len(col.ids()) >= len(sent), 60, lambda: col.output[-3000:])
+    widths = _widths(col.location)
+    assert sorted(widths) == sorted(sent) and set(widths.values()) == {64}  # all came the MQTT way
+    assert "collector_backend_recovered" in col.output
     assert col.stop() == 0
