@@ -4,6 +4,7 @@ A reference collector (local files, SQLite, its own subscription) receives the s
 of the two is SIGKILLed mid-stream; the other carries on storing; the killed one is restarted (as
 systemd would) and collects what the broker kept in its session. Then every sampled id is stored
 exactly once (one row, one object), and the dataset export equals the reference collector's.
+Also: PostgreSQL restarted under a running collector; the batch waits, nothing is lost.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ import pytest
 import yaml
 
 from agent.collector.index import Index
-from tests.integration.test_sampling_collector import CollectorProcess, _package, wait_until
+from tests.integration.test_sampling_collector import (
+    CollectorProcess,
+    Publisher,
+    _package,
+    send_samples,
+    wait_until,
+)
 from tests.support.agentproc import AgentProcess, run_agent, write_config
 from tests.support.mosquitto import Mosquitto
 from tests.support.paths import REPO
@@ -163,3 +170,29 @@ def test_two_agents_two_collectors_one_dataset(
     _export(b, tmp_path / "export-group")
     _export(ref, tmp_path / "export-ref")
     _same_tree(tmp_path / "export-group", tmp_path / "export-ref")
+
+
+def test_postgresql_restarted_under_a_running_collector_loses_nothing(
+    tmp_path: Path, servers: tuple[Mosquitto, Postgres, SeaweedS3], unique_prefix: str,
+    group: Callable[..., ScaledCollector],
+) -> None:  # fmt: skip
+    mosquitto, postgres, seaweed = servers
+    shared = {"backend": "s3", "index": postgres.url, "s3": seaweed.storage_config()}
+    col = group("col", mosquitto.port, unique_prefix, shared, client_id="col-pg").start()
+    pub = Publisher(mosquitto.port)
+    try:
+        first = send_samples(pub, unique_prefix, 100)
+        wait_until(lambda: len(col.ids()) >= 100, 60, lambda: col.output[-3000:])
+        postgres.stop()
+        second = send_samples(pub, unique_prefix, 100)  # arrive while the database is down
+        wait_until(lambda: "collector_backend_unavailable" in col.output, 30, lambda: col.output[-3000:])
+        postgres.start()
+        wait_until(lambda: len(col.ids()) >= 200, 60, lambda: col.output[-3000:])
+    finally:
+        pub.close()
+    time.sleep(0.5)
+    ids = col.ids()
+    assert len(ids) == len(set(ids)) == 200 and set(ids) == set(first + second)
+    assert "collector_backend_recovered" in col.output and col.proc is not None and col.proc.poll() is None
+    assert len([k for k in list(seaweed.keys()) if k.endswith(".jpg")]) == 200
+    assert col.stop() == 0
