@@ -3,7 +3,8 @@
 Fixtures:
 
 - ``postgres``: one server on a free loopback port with a fresh database; ``.url`` is its DSN;
-- ``postgres_factory(fsync=False)``: more of them (the benchmark wants ``fsync=True``).
+- ``postgres_factory(fsync=False)``: more of them (the benchmark wants ``fsync=True``);
+- ``postgres_server`` (session): one server shared by many tests, each with ``new_database()``.
 
 PostgreSQL refuses to run as root, and CI runs as root: the cluster then belongs to ``nobody``
 and every command runs through ``runuser -u nobody``. The unix socket lives in the cluster's own
@@ -136,6 +137,14 @@ def postgres_factory() -> Iterator[Callable[..., Postgres]]:
     yield make
     for server in servers:
         server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Postgres]:
+    """One server for a whole session; tests take a fresh database each (``new_database()``)."""
+    server = Postgres().start()
+    yield server
+    server.cleanup()
 
 
 @pytest.fixture
