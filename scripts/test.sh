@@ -19,6 +19,7 @@ APT_PACKAGES=(
   ffmpeg systemd ansible-core
   chromium chromium-driver
   minisign sudo
+  postgresql-15
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -8,4 +8,6 @@ pytest_plugins = [
     "tests.support.sshd",
     "tests.support.browser",
     "tests.support.tmpfs",
+    "tests.support.postgres",
+    "tests.support.s3",
 ]

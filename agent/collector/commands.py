@@ -13,6 +13,7 @@ import structlog
 
 from agent.collector.config import CollectorConfig, load_collector_config
 from agent.collector.index import Index, IndexFullError
+from agent.errors import ConfigError
 from agent.log import configure
 from agent.sdnotify import Notifier
 
@@ -24,10 +25,16 @@ def register(sub: Any) -> None:
         "collector", help="the central sample collector (run it, or report what it collected)"
     )
     p.add_argument(
-        "action", nargs="?", choices=("run", "stats", "adduser", "fsck"), default="run", help="default: run"
+        "action",
+        nargs="?",
+        choices=("run", "stats", "adduser", "fsck", "migrate"),
+        default="run",
+        help="default: run",
     )
     p.add_argument("name", nargs="?", help="adduser: the user name")
-    p.add_argument("--config", required=True, help="the collector's YAML config")
+    p.add_argument("--config", help="the collector's YAML config (every action but migrate)")
+    p.add_argument("--from", dest="source", help="migrate: the config of the collector to copy from")
+    p.add_argument("--to", dest="target", help="migrate: the config of the new backends (S3, PostgreSQL)")
     p.add_argument("--role", choices=("reviewer", "admin"), default="reviewer", help="adduser: the role")
     p.add_argument("--password-stdin", action="store_true", help="adduser: read the password from stdin")
     p.add_argument("--since", default="24h", help="stats: the period (30m, 1h, 7d; default 24h)")
@@ -41,6 +48,10 @@ def register(sub: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.action == "migrate":
+        return migrate(args.source, args.target)
+    if not args.config:
+        raise ConfigError(f"collector {args.action}: --config is required")
     cfg = load_collector_config(args.config)
     if args.action == "stats":
         return stats(cfg, args.since, as_json=args.json)
@@ -58,15 +69,15 @@ def build(cfg: CollectorConfig) -> Any:
     from agent.collector.ingest import Ingest
     from agent.collector.messages import Parser
     from agent.collector.service import Collector
-    from agent.collector.storage import make_storage
+    from agent.collector.storage import open_storage
 
     notifier = Notifier.from_env()
-    storage = make_storage(cfg.storage.backend, cfg.root)
-    ingest = Ingest(Parser(cfg), storage, open_index(cfg.index_path, notifier))
+    storage = open_storage(cfg)
+    ingest = Ingest(Parser(cfg), storage, open_index(cfg.index_location, notifier))
     return Collector(cfg, ingest, notifier)
 
 
-def open_index(path: Path, notifier: Notifier, max_pause_s: float = 30.0) -> Index:
+def open_index(path: Path | str, notifier: Notifier, max_pause_s: float = 30.0) -> Index:
     """The index, waiting for space when the disk is full at start: a restart would not free any."""
     pause, since, waiting = 0.5, time.monotonic(), False
     while True:
@@ -100,7 +111,7 @@ def stats(cfg: CollectorConfig, since: str, *, as_json: bool) -> int:
     from agent.collector.report import format_report, parse_duration, stats_report
 
     seconds = parse_duration(since)
-    index = Index(cfg.index_path)
+    index = Index(cfg.index_location)
     try:
         report = stats_report(index, seconds, accuracy=cfg.accuracy)
     finally:
@@ -112,12 +123,12 @@ def stats(cfg: CollectorConfig, since: str, *, as_json: bool) -> int:
 def fsck(cfg: CollectorConfig, *, repair: bool, as_json: bool) -> int:
     """Exit 0 when files and rows agree (or every problem was repaired), 1 when problems remain."""
     from agent.collector import fsck as checker
-    from agent.collector.storage import make_storage
+    from agent.collector.storage import open_storage
 
-    storage = make_storage(cfg.storage.backend, cfg.root)
-    index = Index(cfg.index_path)
+    storage = open_storage(cfg)
+    index = Index(cfg.index_location)
     try:
-        report = checker.check(index, cfg.root, cfg.index_path)
+        report = checker.check(index, storage, cfg.index_path)
         if repair:
             checker.repair(report, index, storage)
     finally:
@@ -132,3 +143,17 @@ def fsck(cfg: CollectorConfig, *, repair: bool, as_json: bool) -> int:
         done = f", {report.repaired} repaired" if repair else ""
         sys.stdout.write(f"{report.files} files, {report.rows} sample rows: {problems}{done}\n")
     return 0 if not report.findings or report.repaired == len(report.findings) else 1
+
+
+def migrate(source: str | None, target: str | None) -> int:
+    """Copy one collector's dataset into other backends; rerun to resume."""
+    from agent.collector.migrate import migrate as copy
+
+    if not source or not target:
+        raise ConfigError("collector migrate: give --from CONFIG and --to CONFIG")
+    report = copy(load_collector_config(source), load_collector_config(target))
+    sys.stdout.write(
+        f"{report.objects} objects ({report.copied} copied, {report.skipped} already there, "
+        f"{report.bytes / 1e6:.1f} MB, all checksums verified), {report.rows} rows\n"
+    )
+    return 0

@@ -92,10 +92,57 @@ class SubscribeConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class S3Config:
+    """An S3-compatible bucket (docs/collector.md#scaling); secret key: ``${ENV}``, a file or a credential."""
+
+    bucket: str
+    endpoint: str | None = None  # http(s)://host:port; None: AWS S3 of ``region``
+    region: str = "us-east-1"
+    prefix: str = ""  # keys are {prefix}/{model}/{version}/…
+    addressing_style: Literal["path", "virtual", "auto"] = "path"
+    access_key: str | None = None  # None: boto3's usual chain (AWS_ACCESS_KEY_ID, instance role, …)
+    secret_key: Secret | None = None
+    secret_key_file: str | None = None
+    secret_key_credential: str | None = None  # a systemd LoadCredential= name
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 30.0
+    presign_expiry_s: int = 600  # how long an agent's presigned upload URL stays valid
+
+    def _check(self) -> Problems:
+        problems: Problems = []
+        if not re.match(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$", self.bucket):
+            problems.append(
+                ("bucket", "must be a valid bucket name (3-63 lowercase letters, digits, '.', '-')")
+            )
+        if self.endpoint is not None and not self.endpoint.startswith(("http://", "https://")):
+            problems.append(("endpoint", "must start with http:// or https://"))
+        if (
+            sum(x is not None for x in (self.secret_key, self.secret_key_file, self.secret_key_credential))
+            > 1
+        ):
+            problems.append(
+                ("secret_key", "give only one of secret_key, secret_key_file, secret_key_credential")
+            )
+        if not 10 <= self.presign_expiry_s <= 7 * 86400:
+            problems.append(("presign_expiry_s", "must be between 10 and 604800"))
+        return problems
+
+
+@dataclass(frozen=True, slots=True)
 class StorageConfig:
-    root: str  # {root}/{model}/{version}/unlabeled/{label}/{id}.jpg, {root}/quarantine/…
-    index: str | None = None  # the SQLite index; default {root}/index.db
-    backend: Literal["local"] = "local"
+    root: str | None = None  # local: {root}/{model}/{version}/unlabeled/{label}/{id}.jpg, {root}/quarantine/…
+    # sqlite:///path or a path (default {root}/index.db), or postgresql://user@host/db (shared by collectors)
+    index: str | None = None
+    backend: Literal["local", "s3"] = "local"
+    s3: S3Config | None = None
+
+    def _check(self) -> Problems:
+        problems: Problems = []
+        if self.backend == "s3" and self.s3 is None:
+            problems.append(("s3", "backend s3 needs an s3 section (bucket, endpoint, …)"))
+        if self.root is None and (self.backend == "local" or self.index is None):
+            problems.append(("root", "required for the local backend and for the default index"))
+        return problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +151,7 @@ class LimitsConfig:
     max_meta_bytes: int = 64 * 1024
     # Checked from the JPEG header before decoding: a few hundred bytes may claim 65000x65000.
     max_pixels: int = 40_000_000
+    max_upload_bytes: int = 32 * 1024 * 1024  # a full-resolution presigned upload (sampling.upload)
     batch: int = 128  # messages made durable (one index commit) and acknowledged together
 
     def _check(self) -> Problems:
@@ -145,11 +193,21 @@ class CollectorConfig:
 
     @property
     def root(self) -> Path:
-        return self.resolve(self.storage.root)
+        return self.resolve(self.storage.root or ".")
 
     @property
     def index_path(self) -> Path:
-        return self.resolve(self.storage.index) if self.storage.index else self.root / "index.db"
+        """The SQLite index file (meaningless for a PostgreSQL index: see ``index_location``)."""
+        index = self.storage.index
+        if index and index.startswith("sqlite://"):
+            return Path(index.removeprefix("sqlite://"))
+        return self.resolve(index) if index and "://" not in index else self.root / "index.db"
+
+    @property
+    def index_location(self) -> str | Path:
+        """What :class:`~agent.collector.index.Index` opens: a PostgreSQL URL, or the SQLite file."""
+        index = self.storage.index
+        return index if index and index.startswith(("postgresql://", "postgres://")) else self.index_path
 
 
 def load_collector_config(path: str | Path) -> CollectorConfig:
@@ -163,6 +221,17 @@ def load_collector_config(path: str | Path) -> CollectorConfig:
         raise ConfigError(problems)
     object.__setattr__(cfg, "base_dir", Path(path).resolve().parent)
     return cfg
+
+
+def s3_secret_key(cfg: CollectorConfig) -> Secret | None:
+    """The S3 secret key from the config (``${ENV}``), a file or a systemd credential."""
+    s3 = cfg.storage.s3
+    if s3 is None:
+        return None
+    holder = MqttConfig(
+        password=s3.secret_key, password_file=s3.secret_key_file, password_credential=s3.secret_key_credential
+    )
+    return read_password(holder, cfg.base_dir)
 
 
 def broker_password(cfg: CollectorConfig) -> Secret | None:

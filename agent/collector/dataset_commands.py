@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.collector.config import CollectorConfig, load_collector_config
 from agent.collector.index import Index
-from agent.collector.storage import make_storage
+from agent.collector.storage import open_storage
 from agent.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def register(sub: Any) -> None:
 
 def _open(args: argparse.Namespace) -> tuple[CollectorConfig, Index]:
     cfg = load_collector_config(args.config)
-    return cfg, Index(cfg.index_path)
+    return cfg, Index(cfg.index_location)
 
 
 def _service(args: argparse.Namespace) -> ReviewService:
@@ -84,7 +84,7 @@ def _service(args: argparse.Namespace) -> ReviewService:
     from agent.collector.review.service import ReviewService
 
     cfg = load_collector_config(args.config)
-    return ReviewService.open(cfg.index_path, make_storage(cfg.storage.backend, cfg.root), cfg.review)
+    return ReviewService.open(cfg.index_location, open_storage(cfg), cfg.review)
 
 
 def label_cmd(args: argparse.Namespace) -> int:

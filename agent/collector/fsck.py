@@ -13,22 +13,21 @@ Found, and what ``--repair`` does (nothing is deleted except our own temporary f
 - ``unindexed_quarantine``: a quarantined ``.bin`` without its row -> the row is added;
 - ``temp``: a ``.name.tmp`` left by an interrupted write -> deleted.
 
-Files younger than ``settle_s`` are skipped: a running collector may be between writing a batch's
-files and committing its rows.
+Works on both storage backends (files under the root, or the objects of an S3 bucket) and both
+index backends. Files younger than ``settle_s`` are skipped: a running collector may be between
+writing a batch's files and committing its rows.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.collector.index import Index
 from agent.collector.ingest import QUARANTINE
-from agent.collector.storage import LocalStorage
+from agent.collector.storage import LocalStorage, Storage
 
 FSCK_DIR = f"{QUARANTINE}/fsck"
 KINDS = ("orphan", "missing", "size", "unindexed_quarantine", "temp")
@@ -68,8 +67,14 @@ class FsckReport:
         }
 
 
-def check(index: Index, root: Path, index_path: Path, settle_s: float = 60.0) -> FsckReport:
-    """Compare every file under ``root`` with the ``samples`` and ``quarantine`` rows."""
+def check(
+    index: Index, store: Path | Storage, index_path: Path | None = None, settle_s: float = 60.0
+) -> FsckReport:
+    """Compare every stored file or object with the ``samples`` and ``quarantine`` rows.
+
+    ``store`` is the storage backend (local or S3), or a local root directory.
+    """
+    storage = LocalStorage(store) if isinstance(store, Path) else store
     report = FsckReport()
     rows = {
         path: (sample_id, size)
@@ -77,40 +82,50 @@ def check(index: Index, root: Path, index_path: Path, settle_s: float = 60.0) ->
     }
     quarantined = {path for (path,) in index.query("SELECT path FROM quarantine")}
     report.rows = len(rows)
-    skip = {index_path.name, f"{index_path.name}-wal", f"{index_path.name}-shm", f"{index_path.name}-journal"}
+    name = index_path.name if index_path is not None else "index.db"
+    skip = {name, f"{name}-wal", f"{name}-shm", f"{name}-journal"}
     seen: set[str] = set()
     newest = time.time() - settle_s
-    for rel, st in _files(root):
-        if rel in skip:
-            continue
-        report.files += 1
-        seen.add(rel)
-        name = rel.rsplit("/", 1)[-1]
-        if st.st_mtime > newest:
-            continue  # maybe a batch in flight
-        if name.startswith(".") and name.endswith(".tmp"):
-            report.findings.append(Finding("temp", rel))
-        elif rel.startswith(f"{QUARANTINE}/"):
-            if rel.endswith(".bin") and rel not in quarantined:
-                report.findings.append(Finding("unindexed_quarantine", rel))
-        elif rel not in rows:
-            report.findings.append(Finding("orphan", rel, detail="no index row"))
-        elif rows[rel][1] != st.st_size:
-            report.findings.append(
-                Finding("size", rel, rows[rel][0], f"{st.st_size} bytes, the index says {rows[rel][1]}")
-            )
+    try:
+        for rel, size, mtime in storage.entries():
+            if rel in skip:
+                continue
+            report.files += 1
+            seen.add(rel)
+            if mtime <= newest:  # younger: maybe a batch in flight
+                _check_one(report, rel, size, rows, quarantined)
+    finally:
+        if isinstance(store, Path):
+            storage.close()
     for rel, (sample_id, _size) in sorted(rows.items()):
         if rel not in seen:
             report.findings.append(Finding("missing", rel, sample_id, "the index row has no file"))
     return report
 
 
-def repair(report: FsckReport, index: Index, storage: LocalStorage) -> None:
+def _check_one(
+    report: FsckReport, rel: str, size: int, rows: dict[str, tuple[str, int]], quarantined: set[str]
+) -> None:
+    name = rel.rsplit("/", 1)[-1]
+    if name.startswith(".") and name.endswith(".tmp"):
+        report.findings.append(Finding("temp", rel))
+    elif rel.startswith(f"{QUARANTINE}/"):
+        if rel.endswith(".bin") and rel not in quarantined:
+            report.findings.append(Finding("unindexed_quarantine", rel))
+    elif rel not in rows:
+        report.findings.append(Finding("orphan", rel, detail="no index row"))
+    elif rows[rel][1] != size:
+        report.findings.append(
+            Finding("size", rel, rows[rel][0], f"{size} bytes, the index says {rows[rel][1]}")
+        )
+
+
+def repair(report: FsckReport, index: Index, storage: Storage) -> None:
     """Apply the repairs listed in the module docstring; count them in ``report.repaired``."""
     now = int(time.time() * 1000)
     for finding in report.findings:
         if finding.kind == "temp":
-            storage.path(finding.path).unlink(missing_ok=True)
+            storage.delete(finding.path)
         elif finding.kind == "unindexed_quarantine":
             _quarantine_row(index, now, finding.path, "found by collector fsck without its index row")
         elif finding.kind == "orphan":
@@ -122,7 +137,7 @@ def repair(report: FsckReport, index: Index, storage: LocalStorage) -> None:
         report.repaired += 1
 
 
-def _retire_row(index: Index, storage: LocalStorage, now: int, finding: Finding) -> None:
+def _retire_row(index: Index, storage: Storage, now: int, finding: Finding) -> None:
     row = index.sample(finding.sample_id or "")
     if row is None:
         return
@@ -151,13 +166,3 @@ def _quarantine_row(index: Index, now: int, path: str, reason: str) -> None:
             "INSERT INTO quarantine (received, topic, reason, path) VALUES (?,?,?,?)",
             (now, "fsck", reason, path),
         )
-
-
-def _files(root: Path) -> Iterator[tuple[str, os.stat_result]]:
-    """(relative POSIX path, stat) of every regular file under ``root``."""
-    for directory, _dirs, names in os.walk(root):
-        for name in names:
-            path = Path(directory) / name
-            st = path.lstat()
-            if path.is_file() and not path.is_symlink():
-                yield path.relative_to(root).as_posix(), st

@@ -1,167 +1,103 @@
-"""The collector's SQLite index: every sample's metadata, its label history, defect events, quarantine.
+"""The collector's index: every sample's metadata, its label history, defect events, quarantine, reviews.
 
-WAL with ``synchronous=FULL``: a committed batch survives a crash, and readers (``dataset``,
-``collector stats``) never block the running collector. Sample ids are primary keys, so an
-at-least-once redelivery is stored once.
+:class:`Index` is the one interface every part uses (ingest, fsck, dataset, review app, line
+accuracy); behind it sits one of two backends, chosen by ``storage.index``:
+
+- a path or ``sqlite:///path`` (the default, ``{root}/index.db``): :mod:`index_sqlite`, embedded;
+- ``postgresql://…``: :mod:`index_pg` (psycopg 3, a connection pool, versioned migrations), shared
+  by every collector of a shared-subscription group and by the review app.
+
+SQL is written once, in SQLite's dialect with ``?`` placeholders; the PostgreSQL backend
+translates placeholders and ``INSERT OR IGNORE``. Sample ids are primary keys, so an
+at-least-once redelivery (to this collector or another one) is stored once.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from agent.collector.review.schema import INSERT_REVIEW, REVIEW_SCHEMA, review_row
-from agent.errors import AgentError
-
-SCHEMA = (
-    """
-CREATE TABLE IF NOT EXISTS samples (
-    id TEXT PRIMARY KEY, ts INTEGER NOT NULL, received INTEGER NOT NULL,
-    device TEXT NOT NULL, site TEXT NOT NULL, line TEXT NOT NULL,
-    model TEXT NOT NULL, version TEXT NOT NULL, predicted TEXT NOT NULL, score REAL,
-    label TEXT, path TEXT NOT NULL, bytes INTEGER NOT NULL, reasons TEXT NOT NULL, meta TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS samples_model ON samples (model, version, label);
-CREATE TABLE IF NOT EXISTS history (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, ts INTEGER NOT NULL, action TEXT NOT NULL,
-    label TEXT, from_path TEXT, to_path TEXT
-);
-CREATE INDEX IF NOT EXISTS history_id ON history (id);
-CREATE TABLE IF NOT EXISTS events (
-    id TEXT PRIMARY KEY, ts INTEGER NOT NULL, received INTEGER NOT NULL,
-    device TEXT NOT NULL, site TEXT NOT NULL, line TEXT NOT NULL,
-    model TEXT, version TEXT, label TEXT NOT NULL, score REAL
-);
-CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
-CREATE TABLE IF NOT EXISTS quarantine (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, received INTEGER NOT NULL, topic TEXT NOT NULL,
-    reason TEXT NOT NULL, path TEXT NOT NULL
-);
-"""
-    + REVIEW_SCHEMA
+from agent.collector.index_rows import (
+    EVENT_MARKS,
+    SAMPLE_MARKS,
+    EventRow,
+    IndexDbError,
+    IndexFullError,
+    IndexIntegrityError,
+    IndexUnavailableError,
+    QuarantineRow,
+    SampleRow,
 )
 
-_SQLITE_FULL = 13  # the primary result code (typeshed lacks sqlite3.SQLITE_FULL)
-_NEARLY_FULL = 64 * 1024
-SAMPLE_MARKS = "?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?"
-EVENT_MARKS = "?,?,?,?,?,?,?,?,?,?"
+__all__ = [
+    "EVENT_MARKS", "SAMPLE_MARKS", "Db", "EventRow", "Index", "IndexDbError", "IndexFullError",
+    "IndexIntegrityError", "IndexUnavailableError", "QuarantineRow", "SampleRow", "is_postgres",
+]  # fmt: skip
 
 
-class IndexDbError(AgentError):
-    """The index database cannot be opened or written."""
+class Db(Protocol):
+    """What a transaction hands out: a DB-API-like connection (``?`` placeholders on both backends)."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Any: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> Any: ...
 
 
-class IndexFullError(IndexDbError):
-    """SQLITE_FULL: the disk is full. Never corruption: the collector waits for space and retries."""
+class Backend(Protocol):
+    kind: str
+    where: str  # for messages: the file, or the server without its password
+
+    def transaction(self) -> AbstractContextManager[Db]: ...
+
+    def query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    def dicts(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
+
+    def record(
+        self,
+        now: int,
+        samples: Sequence[SampleRow],
+        events: Sequence[EventRow],
+        quarantined: Sequence[QuarantineRow],
+    ) -> set[str]: ...
+
+    def close(self) -> None: ...
 
 
-def _translate(exc: sqlite3.Error, what: str, path: Path) -> IndexDbError:
-    """SQLITE_FULL, or an I/O error on a filesystem without free space (creating the WAL's -shm
-    file on a full disk says "disk I/O error"), is a full disk; anything else an index error."""
-    code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11; the message otherwise
-    full = (code is not None and code & 0xFF == _SQLITE_FULL) or "disk is full" in str(exc)
-    if not full and "I/O error" in str(exc):
-        try:
-            st = os.statvfs(path.parent)
-            full = st.f_bavail * st.f_frsize < _NEARLY_FULL
-        except OSError:
-            pass
-    if full:
-        return IndexFullError(f"{what}: disk full ({exc})")
-    return IndexDbError(f"{what}: {exc}")
+def is_postgres(location: str | Path) -> bool:
+    return str(location).startswith(("postgresql://", "postgres://"))
 
 
-@dataclass(frozen=True, slots=True)
-class SampleRow:
-    id: str
-    ts: int
-    device: str
-    site: str
-    line: str
-    model: str
-    version: str
-    predicted: str
-    score: float
-    path: str
-    bytes: int
-    reasons: Sequence[str]
-    meta: dict[str, Any]
+def _backend(location: str | Path) -> Backend:
+    """The backend a location names; PostgreSQL's driver is imported only when it is used."""
+    text = str(location)
+    if is_postgres(text):
+        from agent.collector.index_pg import PostgresBackend
 
-    def values(self, received: int) -> tuple[Any, ...]:
-        """The ``samples`` row as bound by :meth:`Index.record` (the collector rehearses the bind)."""
-        return (
-            self.id, self.ts, received, self.device, self.site, self.line, self.model, self.version,
-            self.predicted, self.score, self.path, self.bytes, json.dumps(list(self.reasons)),
-            json.dumps(self.meta, separators=(",", ":")),
-        )  # fmt: skip
+        return PostgresBackend(text)
+    if text.startswith("sqlite://"):
+        text = text.removeprefix("sqlite://")
+        if not text.startswith("/"):
+            raise IndexDbError(f"{location}: write sqlite:///absolute/path (three slashes) or a plain path")
+    from agent.collector.index_sqlite import SqliteBackend
 
-
-@dataclass(frozen=True, slots=True)
-class EventRow:
-    id: str
-    ts: int
-    device: str
-    site: str
-    line: str
-    model: str | None
-    version: str | None
-    label: str
-    score: float | None
-
-    def values(self, received: int) -> tuple[Any, ...]:
-        """The ``events`` row as bound by :meth:`Index.record`."""
-        return (
-            self.id, self.ts, received, self.device, self.site, self.line, self.model, self.version,
-            self.label, self.score,
-        )  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class QuarantineRow:
-    topic: str
-    reason: str
-    path: str
+    return SqliteBackend(Path(text))
 
 
 class Index:
-    """One connection, used by one thread (the collector's writer, or a CLI command)."""
+    """One handle on the index. SQLite: one connection, for one thread; PostgreSQL: a small pool."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        db: sqlite3.Connection | None = None
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA busy_timeout=10000")
-            self._db.executescript(SCHEMA)
-        except sqlite3.Error as exc:
-            if db is not None:
-                db.close()
-            raise _translate(exc, f"cannot open the index {path}", path) from exc
-        except OSError as exc:
-            raise IndexDbError(f"cannot open the index {path}: {exc}") from exc
+    def __init__(self, location: str | Path) -> None:
+        self._backend = _backend(location)
+        self.kind = self._backend.kind
+        self.where = self._backend.where
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise _translate(exc, f"index {self.path}", self.path) from exc
+    def transaction(self) -> AbstractContextManager[Db]:
+        """Every write goes through one: committed as a whole, or not at all."""
+        return self._backend.transaction()
 
     def known(self, ids: Iterable[str], table: str = "samples") -> set[str]:
         wanted = list(ids)
@@ -169,43 +105,23 @@ class Index:
         for i in range(0, len(wanted), 500):
             chunk = wanted[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            try:
-                rows = self._db.execute(f"SELECT id FROM {table} WHERE id IN ({marks})", chunk)
-                found.update(r[0] for r in rows)
-            except sqlite3.Error as exc:
-                raise _translate(exc, f"index {self.path}", self.path) from exc
+            found.update(r[0] for r in self.query(f"SELECT id FROM {table} WHERE id IN ({marks})", chunk))
         return found
 
     def record(
         self, samples: Sequence[SampleRow], events: Sequence[EventRow], quarantined: Sequence[QuarantineRow]
-    ) -> None:
-        """Commit one batch; a row whose id is already there is ignored (redelivery)."""
-        now = int(time.time() * 1000)
-        with self.transaction() as db:
-            db.executemany(
-                f"INSERT OR IGNORE INTO samples VALUES ({SAMPLE_MARKS})", [s.values(now) for s in samples]
-            )
-            db.executemany(
-                "INSERT INTO history (id, ts, action, label, to_path) VALUES (?,?,?,?,?)",
-                [(s.id, now, "received", s.predicted, s.path) for s in samples],
-            )
-            db.executemany(INSERT_REVIEW, [review_row(s) for s in samples])
-            db.executemany(
-                f"INSERT OR IGNORE INTO events VALUES ({EVENT_MARKS})", [e.values(now) for e in events]
-            )
-            db.executemany(
-                "INSERT INTO quarantine (received, topic, reason, path) VALUES (?,?,?,?)",
-                [(now, q.topic, q.reason, q.path) for q in quarantined],
-            )
+    ) -> set[str]:
+        """Commit one batch; return the ids stored now (a row already there is a redelivery, ignored)."""
+        return self._backend.record(int(time.time() * 1000), samples, events, quarantined)
 
     # -- dataset queries --------------------------------------------------------------------
     def sample(self, sample_id: str) -> dict[str, Any] | None:
-        self._db.row_factory = sqlite3.Row
-        try:
-            row = self._db.execute("SELECT * FROM samples WHERE id = ?", (sample_id,)).fetchone()
-        finally:
-            self._db.row_factory = None
-        return dict(row) if row is not None else None
+        rows = self.dicts("SELECT * FROM samples WHERE id = ?", (sample_id,))
+        return rows[0] if rows else None
+
+    def dicts(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows as {column: value} (read-only)."""
+        return self._backend.dicts(sql, args)
 
     def set_label(self, sample_id: str, label: str, old_path: str, new_path: str) -> None:
         with self.transaction() as db:
@@ -216,10 +132,10 @@ class Index:
             )
 
     def history(self, sample_id: str) -> list[tuple[str, str | None, str | None]]:
-        rows = self._db.execute(
+        rows = self.query(
             "SELECT action, label, to_path FROM history WHERE id = ? ORDER BY seq", (sample_id,)
         )
-        return [tuple(r) for r in rows]
+        return [(r[0], r[1], r[2]) for r in rows]
 
     def labeled(self, model: str | None, version: str | None) -> list[tuple[str, str, str]]:
         """(id, label, path) of every labeled sample, optionally of one model/version, by id."""
@@ -229,11 +145,11 @@ class Index:
             if value is not None:
                 sql += f" AND {column} = ?"
                 args.append(value)
-        return [tuple(r) for r in self._db.execute(sql + " ORDER BY id", args)]
+        return [(r[0], r[1], r[2]) for r in self.query(sql + " ORDER BY id", args)]
 
     def query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Read-only reports (dataset stats, collector stats)."""
-        return [tuple(r) for r in self._db.execute(sql, args)]
+        return self._backend.query(sql, args)
 
     def close(self) -> None:
-        self._db.close()
+        self._backend.close()

@@ -19,15 +19,16 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 
 from agent.collector.index import EVENT_MARKS, SAMPLE_MARKS, EventRow, Index, QuarantineRow
 from agent.collector.messages import Incoming, Parser, Rejected, Sample
-from agent.collector.storage import Storage, StorageError
+from agent.collector.storage import Storage, StorageError, StorageUnavailableError
 from agent.errors import first_line
 from agent.protocol.ids import new_id
+from agent.protocol.wire import CONTENT_TYPE
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +46,7 @@ class Prepared:
     quarantined: list[QuarantineRow] = field(default_factory=list)
     duplicates: int = 0
     conflicts: int = 0
+    in_place: set[str] = field(default_factory=set)  # presigned uploads: the object is already stored
 
 
 @dataclass(slots=True)
@@ -89,12 +91,16 @@ class Ingest:
         it writes the same files and commits the rows once.
         """
         plan = self._plan(batch)
-        self.storage.write_batch([(s.row.path, s.jpeg) for s in plan.fresh] + batch.files + plan.files)
-        self.index.record([s.row for s in plan.fresh], batch.events, batch.quarantined + plan.quarantined)
+        fresh = [(s.row.path, s.jpeg) for s in plan.fresh if s.row.id not in batch.in_place]
+        self.storage.write_batch(fresh + batch.files + plan.files)
+        stored = self.index.record(
+            [s.row for s in plan.fresh], batch.events, batch.quarantined + plan.quarantined
+        )
+        raced = len(plan.fresh) - len(stored)  # another collector stored the same ids meanwhile
         c = self.counts
         c["received"] += batch.count
-        c["stored"] += len(plan.fresh)
-        c["duplicates"] += batch.duplicates + plan.duplicates
+        c["stored"] += len(stored)
+        c["duplicates"] += batch.duplicates + plan.duplicates + raced
         c["conflicts"] += batch.conflicts + plan.conflicts
         c["events"] += len(batch.events)
         c["quarantined"] += len(batch.quarantined) + len(plan.quarantined)
@@ -130,6 +136,8 @@ class Ingest:
         """The per-message error boundary: whatever goes wrong with one message quarantines it alone."""
         try:
             if self.parser.kind(msg.topic) == "sample":
+                if msg.uploaded:
+                    msg = self._fetch_uploaded(msg, batch)
                 self._add_sample(self.parser.sample(msg), batch)
             else:
                 event = self.parser.defect(msg)
@@ -137,9 +145,23 @@ class Ingest:
                 batch.events.append(event)
         except Rejected as exc:
             self._quarantine(msg, str(exc), batch)
+        except StorageUnavailableError:
+            raise  # not this message's fault: the collector stops unacknowledged, and is restarted
         except Exception as exc:  # a bug must cost one message, never the collector
             log.exception("message_failed", topic=msg.topic)
             self._quarantine(msg, f"internal error: {type(exc).__name__}: {first_line(exc)[:160]}", batch)
+
+    def _fetch_uploaded(self, msg: Incoming, batch: Prepared) -> Incoming:
+        """A metadata-only sample: its JPEG, PUT by the device, read back to be validated like any."""
+        sample_id, key = self.parser.upload_key(msg.topic, (msg.meta or "").encode())
+        try:
+            data = self.storage.read(key)
+        except StorageUnavailableError:
+            raise
+        except StorageError as exc:
+            raise Rejected(f"presigned upload of {sample_id} is not in storage ({key})") from exc
+        batch.in_place.add(sample_id)
+        return replace(msg, payload=data, content_type=CONTENT_TYPE)
 
     def _add_sample(self, sample: Sample, batch: Prepared) -> None:
         self._rehearse(SAMPLE_MARKS, sample.row.values(0))
@@ -156,6 +178,8 @@ class Ingest:
         """Bind the row as the index will, so an unbindable value fails here, for this message only."""
         try:
             self._rehearsal.execute(f"SELECT {marks}", values)
+            if any(isinstance(v, str) and "\0" in v for v in values):
+                raise ValueError("a NUL character (PostgreSQL text cannot hold one)")
         except (sqlite3.Error, OverflowError, ValueError, TypeError) as exc:
             raise Rejected(f"cannot be stored: {type(exc).__name__}: {first_line(exc)[:120]}") from exc
 

@@ -39,6 +39,7 @@ class Incoming:
     meta: str | None  # the MQTT 5 user property "meta"
     mid: int
     qos: int
+    uploaded: bool = False  # metadata only: the JPEG was PUT to the store (sampling.upload: presigned)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +105,19 @@ class Parser:
         if claimed != origin:
             raise Rejected(f"metadata says {'/'.join(claimed)} but the topic says {'/'.join(origin)}")
 
+    def upload_key(self, topic: str, meta_text: bytes) -> tuple[str, str]:
+        """(sample id, storage key) for a presigned upload request or a metadata-only sample: the
+        key is derived here from validated metadata, never taken from the device."""
+        origin = self._origin(topic)
+        meta = self._document(meta_text, self._sample_schema, "sample metadata")
+        self._check_origin(meta, origin)
+        return meta["id"], sample_key(meta)
+
     def sample(self, msg: Incoming) -> Sample:
         size = len(msg.payload) + len(msg.meta or "")
-        if size > self.cfg.limits.max_bytes:
-            raise Rejected(f"message is {size} bytes, more than limits.max_bytes={self.cfg.limits.max_bytes}")
+        limit = self.cfg.limits.max_upload_bytes if msg.uploaded else self.cfg.limits.max_bytes
+        if size > limit:
+            raise Rejected(f"message is {size} bytes, more than limits.max_bytes={limit}")
         origin = self._origin(msg.topic)
         try:
             meta_bytes, jpeg = split_payload(msg.payload, msg.content_type, msg.meta)
@@ -117,9 +127,6 @@ class Parser:
         self._check_origin(meta, origin)
         check_jpeg(jpeg, meta["image"], self.cfg.limits.max_pixels)
         model, version = meta["model"]["name"], meta["model"]["version"]
-        path = "/".join(
-            (safe_component(model), safe_component(version), "unlabeled", safe_component(meta["label"]))
-        )
         row = SampleRow(
             id=meta["id"],
             ts=meta["ts"],
@@ -130,7 +137,7 @@ class Parser:
             version=version,
             predicted=meta["label"],
             score=float(meta["score"]),
-            path=f"{path}/{meta['id']}.jpg",
+            path=sample_key(meta),
             bytes=len(jpeg),
             reasons=meta["reasons"],
             meta=meta,
@@ -153,6 +160,13 @@ class Parser:
             label=doc["label"],
             score=doc.get("score"),
         )
+
+
+def sample_key(meta: dict[str, Any]) -> str:
+    """Where a new sample's image is stored: ``{model}/{version}/unlabeled/{label}/{id}.jpg``."""
+    model, version = meta["model"]["name"], meta["model"]["version"]
+    parts = (safe_component(model), safe_component(version), "unlabeled", safe_component(meta["label"]))
+    return "/".join(parts) + f"/{meta['id']}.jpg"
 
 
 def _no_constant(name: str) -> Any:

@@ -28,13 +28,15 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from agent.collector.accuracy import AccuracyPublisher
 from agent.collector.config import CollectorConfig, broker_password
-from agent.collector.index import Index, IndexFullError
+from agent.collector.index import Index, IndexFullError, IndexUnavailableError
 from agent.collector.ingest import Ingest, Prepared
 from agent.collector.messages import Incoming
-from agent.collector.storage import StorageFullError
+from agent.collector.presign import PresignResponder
+from agent.collector.storage import StorageFullError, StorageUnavailableError
 from agent.errors import AgentError, first_line
 from agent.mqtt import ClientSpec, describe_connect_error, new_client, new_properties
 from agent.protocol.topics import fleet_filter
+from agent.protocol.upload import PRESIGNED, REQUEST_KIND, UPLOAD_PROPERTY
 from agent.protocol.wire import META_PROPERTY
 from agent.sdnotify import Notifier
 
@@ -42,13 +44,27 @@ log = structlog.get_logger(__name__)
 
 _TAKE_WAIT_S = 0.2
 _DISK_FULL = (StorageFullError, IndexFullError)
+# A database or object store that cannot be reached (restarting, network) is waited out like a full
+# disk: the batch stays unacknowledged, and a restart would not bring the server back sooner.
+_WAIT = (*_DISK_FULL, StorageUnavailableError, IndexUnavailableError)
+_WAIT_EVENTS = {
+    "disk_full": ("collector_disk_full", "collector_disk_recovered", "disk full, waiting for space"),
+    "unavailable": (
+        "collector_backend_unavailable",
+        "collector_backend_recovered",
+        "storage or index unreachable",
+    ),
+}
 _RETRY_MIN_S, _RETRY_MAX_S = 0.5, 30.0
+_RETRY_UNAVAILABLE_S = 4.0  # a restarted server is back within seconds: notice it soon
 
 
 def subscriptions(cfg: CollectorConfig) -> list[str]:
     """Topic filters for every configured site, shared when a group is set."""
     sub = cfg.subscribe
-    kinds = [k for k, on in (("sample", sub.samples), ("defect", sub.defects)) if on]
+    kinds = [
+        k for k, on in (("sample", sub.samples), ("defect", sub.defects), (REQUEST_KIND, sub.samples)) if on
+    ]
     return [
         fleet_filter(sub.prefix, kind, site=site, share_group=sub.shared_group)
         for site in sub.site_list
@@ -58,10 +74,12 @@ def subscriptions(cfg: CollectorConfig) -> list[str]:
 
 def incoming(msg: paho.MQTTMessage) -> Incoming:
     props = getattr(msg, "properties", None)
-    meta = None
+    meta, uploaded = None, False
     for key, value in getattr(props, "UserProperty", None) or ():
         if key == META_PROPERTY:
             meta = value
+        elif key == UPLOAD_PROPERTY:
+            uploaded = value == PRESIGNED
     return Incoming(
         topic=msg.topic,
         payload=bytes(msg.payload),
@@ -69,6 +87,7 @@ def incoming(msg: paho.MQTTMessage) -> Incoming:
         meta=meta,
         mid=msg.mid,
         qos=msg.qos,
+        uploaded=uploaded,
     )
 
 
@@ -85,6 +104,11 @@ class Collector:
         self.state = "ok"  # "disk_full" while a batch waits for space
         self.connected = threading.Event()
         self._fail_logged: str | None = None
+        s3 = cfg.storage.s3
+        self._presign = PresignResponder(
+            ingest.parser, ingest.storage, s3.presign_expiry_s if s3 else 600,
+            lambda topic, payload, props: self._client.publish(topic, payload, qos=0, properties=props),
+        )  # fmt: skip
         self._client = self._make_client()
         self._prepared: queue.Queue[tuple[list[Incoming], Prepared] | None] = queue.Queue(2)
         self._parser = threading.Thread(
@@ -94,7 +118,7 @@ class Collector:
             target=self._guarded(self._write_loop), name="collector-writer", daemon=True
         )
         # Its own connection to the index: read from the main loop while the writer thread writes (WAL).
-        self._accuracy_index = Index(cfg.index_path)
+        self._accuracy_index = Index(cfg.index_location)
         self._accuracy = AccuracyPublisher(
             cfg.accuracy, cfg.subscribe.prefix, self._accuracy_index, self._publish
         )
@@ -110,7 +134,7 @@ class Collector:
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
-        client.on_message = lambda _c, _u, msg: self._queue.put(incoming(msg))
+        client.on_message = self._on_message
         return client
 
     # -- paho callbacks (network thread) -------------------------------------------------
@@ -123,6 +147,16 @@ class Collector:
         self.connected.set()
         self._fail_logged = None
         log.info("collector_connected", subscriptions=topics)
+
+    def _on_message(self, client: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
+        if msg.topic.endswith(f"/{REQUEST_KIND}"):  # a device asks where to upload: answered here, at once
+            try:
+                self._presign.handle(msg)
+            except Exception:  # a bad request must not break the network thread
+                log.exception("upload_request_failed", topic=msg.topic)
+            client.ack(msg.mid, msg.qos)
+            return
+        self._queue.put(incoming(msg))
 
     def _on_connect_fail(self, _c: paho.Client, _u: Any) -> None:
         error = describe_connect_error(sys.exc_info()[1])  # paho calls this inside its `except OSError`
@@ -191,27 +225,28 @@ class Collector:
                 self._client.ack(msg.mid, msg.qos)
 
     def _commit(self, prepared: Prepared) -> bool:
-        """Commit, waiting out a full disk; False when the batch was not stored (stopping or failed)."""
+        """Commit, waiting out a full disk or an unreachable server; False when the batch was not stored."""
         pause, since = _RETRY_MIN_S, time.monotonic()
         while True:
             try:
                 self.ingest.commit(prepared)
-            except _DISK_FULL as exc:
-                if self.state != "disk_full":
-                    self.state = "disk_full"
-                    log.error("collector_disk_full", error=str(exc), queued=self._queue.qsize())
-                    self.notifier.status(f"disk full, waiting for space: {exc}")
+            except _WAIT as exc:
+                state = "disk_full" if isinstance(exc, _DISK_FULL) else "unavailable"
+                if self.state != state:
+                    self.state = state
+                    log.error(_WAIT_EVENTS[state][0], error=str(exc), queued=self._queue.qsize())
+                    self.notifier.status(f"{_WAIT_EVENTS[state][2]}: {exc}")
                 if self._stop.wait(pause):
                     return False  # stopping: unacknowledged, so the broker delivers it again
-                pause = min(pause * 2, _RETRY_MAX_S)
+                pause = min(pause * 2, _RETRY_MAX_S if state == "disk_full" else _RETRY_UNAVAILABLE_S)
                 continue
             except AgentError as exc:  # the disk or the index refused for good: let systemd restart us
                 log.error("collector_cannot_store", error=str(exc))
                 self._fail(exc)
                 return False
-            if self.state == "disk_full":
+            if self.state in _WAIT_EVENTS:
+                log.info(_WAIT_EVENTS[self.state][1], waited_s=round(time.monotonic() - since, 1))
                 self.state = "ok"
-                log.info("collector_disk_recovered", waited_s=round(time.monotonic() - since, 1))
                 self.notifier.status("collecting")
             return True
 

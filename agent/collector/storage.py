@@ -11,11 +11,16 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from collections.abc import Sequence
+import stat
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from agent.collector.config import CollectorConfig
+    from agent.collector.s3 import S3Storage
 
 from agent import fsutil
 from agent.errors import AgentError
@@ -38,9 +43,21 @@ class Storage(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def delete(self, key: str) -> None: ...
+
+    def entries(self) -> Iterator[tuple[str, int, float]]:
+        """(key, size, modification time) of every stored object."""
+        ...
+
+    def close(self) -> None: ...
+
 
 class StorageError(AgentError):
     """The storage backend cannot write or move a file."""
+
+
+class StorageUnavailableError(StorageError):
+    """The object store cannot be reached now (stopped, network, 5xx): the collector waits and retries."""
 
 
 class StorageFullError(StorageError):
@@ -133,6 +150,18 @@ class LocalStorage:
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 
+    def delete(self, key: str) -> None:
+        _unlink(self.path(key))
+
+    def entries(self) -> Iterator[tuple[str, int, float]]:
+        """(key, size, modification time) of every regular file under the root (for fsck and migrate)."""
+        for directory, _dirs, names in os.walk(self.root):
+            for name in names:
+                path = Path(directory) / name
+                st = path.lstat()
+                if stat.S_ISREG(st.st_mode):
+                    yield path.relative_to(self.root).as_posix(), st.st_size, st.st_mtime
+
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
@@ -143,8 +172,19 @@ def _unlink(path: Path) -> None:
 
 
 def make_storage(backend: str, root: Path) -> LocalStorage:
-    """The configured backend (only ``local`` today; an object store would be one more module)."""
+    """The local backend under ``root`` (``open_storage`` picks the configured one)."""
     if backend != "local":
         raise StorageError(f"unknown storage backend {backend!r}")
     root.mkdir(parents=True, exist_ok=True)
     return LocalStorage(root)
+
+
+def open_storage(cfg: CollectorConfig) -> LocalStorage | S3Storage:
+    """The configured backend: ``local`` files under ``storage.root``, or ``s3`` (imported only then)."""
+    if cfg.storage.backend == "s3":
+        from agent.collector.config import s3_secret_key
+        from agent.collector.s3 import S3Storage
+
+        assert cfg.storage.s3 is not None  # the config check requires the section
+        return S3Storage(cfg.storage.s3, s3_secret_key(cfg))
+    return make_storage("local", cfg.root)

@@ -89,6 +89,11 @@ class SamplingConfig:
     queue_size: int = 16  # samples waiting for the encoder; a full queue drops and counts
     log_size: int = 1000  # ids of sent samples kept in memory
     log_file: bool = True  # also append them to {state.dir}/samples.jsonl
+    # mqtt: the JPEG travels in the message (downscaled to fit max_side and the packet limit);
+    # presigned: full resolution straight to the collector's S3 store, metadata over MQTT 5
+    # (docs/collector.md#presigned-uploads); any failure falls back to mqtt for that sample.
+    upload: Literal["mqtt", "presigned"] = "mqtt"
+    upload_timeout_s: float = 10.0
     quota: QuotaConfig = field(default_factory=lambda: QuotaConfig(per_minute=60, per_hour=1000))
     dedup: DedupConfig = field(default_factory=DedupConfig)
     low_confidence: SamplingPolicyConfig = field(default_factory=lambda: SamplingPolicyConfig(enabled=True))
@@ -107,6 +112,8 @@ class SamplingConfig:
             problems.append(("jpeg_quality", "must be between 10 and 100"))
         if self.max_side < 32:
             problems.append(("max_side", "must be at least 32"))
+        if not 0.5 <= self.upload_timeout_s <= 300:
+            problems.append(("upload_timeout_s", "must be between 0.5 and 300"))
         if self.queue_size < 1 or self.log_size < 1:
             problems.append(("queue_size", "queue_size and log_size must be at least 1"))
         return problems

@@ -17,7 +17,7 @@ from collections import Counter, deque
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import numpy as np
 import structlog
@@ -30,6 +30,7 @@ from agent.model.result import InferenceResult
 from agent.observer import FrameObserver
 from agent.protocol.ids import new_id
 from agent.protocol.payloads import ResultPayload, detection_dicts
+from agent.protocol.upload import PRESIGNED, UPLOAD_PROPERTY
 from agent.protocol.wire import CONTENT_TYPE, META_PROPERTY, frame
 from agent.publish import Priority, Sink
 from agent.sampling.dedup import DuplicateFilter, dhash
@@ -40,6 +41,12 @@ from agent.sampling.quota import Clock, Quota
 log = structlog.get_logger(__name__)
 
 _OVERHEAD = 256  # fixed header, property ids, topic length and the image fields added to the metadata
+
+
+class Uploader(Protocol):
+    def upload(self, meta: dict[str, Any], data: bytes) -> bool: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +79,10 @@ class Sampler(FrameObserver):
         device: DeviceConfig,
         log_path: Path | None = None,
         clock: Clock = time.monotonic,
+        uploader: Uploader | None = None,
     ) -> None:
         self.cfg = cfg
+        self._uploader = uploader  # sampling.upload: presigned (agent/sampling/presigned.py)
         self.enabled = cfg.enabled
         self._sink = sink
         self._wire = wire
@@ -228,6 +237,8 @@ class Sampler(FrameObserver):
         self._queue.task_done()
 
     def _send(self, job: _Job) -> None:
+        if self._uploader is not None and self._send_presigned(job, self._uploader):
+            return
         wire, meta = self._wire, job.meta
         h, w = job.image.shape[:2]
         base = len(json.dumps(meta, separators=(",", ":")).encode())
@@ -260,6 +271,27 @@ class Sampler(FrameObserver):
                 wire.topic, frame(text.encode(), jpeg.data), qos=wire.qos, priority=Priority.SAMPLE
             )
         self._record(meta)
+
+    def _send_presigned(self, job: _Job, uploader: Uploader) -> bool:
+        """Full resolution to the object store, metadata over MQTT; False: send it the usual way."""
+        h, w = job.image.shape[:2]
+        jpeg = fit_jpeg(job.image, self.cfg.jpeg_quality, max(h, w), 1 << 30)
+        if jpeg is None:
+            return False
+        meta = dict(job.meta)
+        meta["image"] = {"width": jpeg.width, "height": jpeg.height, "bytes": len(jpeg.data),
+                         "quality": jpeg.quality, "original_width": w, "original_height": h}  # fmt: skip
+        if not uploader.upload(meta, jpeg.data):
+            self.worker_counts["upload_fallback"] += 1
+            return False
+        text = json.dumps(meta, separators=(",", ":"), allow_nan=False)
+        self._sink.publish(
+            self._wire.topic, b"", qos=self._wire.qos, priority=Priority.SAMPLE, content_type=CONTENT_TYPE,
+            user_properties=[(META_PROPERTY, text), (UPLOAD_PROPERTY, PRESIGNED)],
+        )  # fmt: skip
+        self.worker_counts["uploaded"] += 1
+        self._record(meta)
+        return True
 
     def _record(self, meta: dict[str, Any]) -> None:
         self.worker_counts["sent"] += 1
@@ -294,6 +326,8 @@ class Sampler(FrameObserver):
             log.warning("sampler_still_busy_at_shutdown", pending=self._queue.qsize())
             return
         self._worker.join(timeout)
+        if self._uploader is not None:
+            self._uploader.close()
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None

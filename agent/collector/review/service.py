@@ -35,7 +35,7 @@ class ReviewService:
         self.cfg = cfg
 
     @classmethod
-    def open(cls, index_path: Path, storage: Storage, cfg: ReviewConfig) -> ReviewService:
+    def open(cls, index_path: Path | str, storage: Storage, cfg: ReviewConfig) -> ReviewService:
         return cls(ReviewStore(index_path, cfg.votes_required), storage, cfg)
 
     @property

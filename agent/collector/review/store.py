@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.collector.index import Index, SampleRow
+from agent.collector.index import Db, Index, IndexIntegrityError, SampleRow
 from agent.collector.messages import safe_component
 from agent.collector.review.errors import Conflict, NotFound
 from agent.collector.review.schema import INSERT_REVIEW, review_row
@@ -48,7 +48,7 @@ def labeled_path(row: dict[str, Any], label: str) -> str:
 class ReviewStore:
     """The review tables behind a few methods; one index connection per thread."""
 
-    def __init__(self, index_path: Path, votes_required: int) -> None:
+    def __init__(self, index_path: Path | str, votes_required: int) -> None:
         self.index_path = index_path
         self.votes_required = votes_required
         self._local = threading.local()
@@ -73,7 +73,7 @@ class ReviewStore:
             self._all.clear()
 
     @contextmanager
-    def _write(self, sample_id: str) -> Iterator[tuple[sqlite3.Connection, dict[str, Any]]]:
+    def _write(self, sample_id: str) -> Iterator[tuple[Db, dict[str, Any]]]:
         """A transaction holding the sample's review row; NotFound when there is no such sample."""
         with self.index.transaction() as db:
             db.execute("UPDATE review SET round = round WHERE id = ?", (sample_id,))
@@ -117,7 +117,7 @@ class ReviewStore:
                 try:
                     db.execute("INSERT INTO votes VALUES (?,?,?,?,?,?,?)",
                                (sample_id, reviewer, rnd, kind, label, ts, source))  # fmt: skip
-                except sqlite3.IntegrityError as exc:
+                except (sqlite3.IntegrityError, IndexIntegrityError) as exc:
                     raise Conflict(f"{sample_id}: {reviewer} already voted") from exc
             else:
                 db.execute("UPDATE votes SET kind=?, label=?, ts=?, source=? "
@@ -131,7 +131,7 @@ class ReviewStore:
                 return Outcome(sample_id, "open", None)
             return self._decide(db, row)
 
-    def _decide(self, db: sqlite3.Connection, row: dict[str, Any]) -> Outcome:
+    def _decide(self, db: Db, row: dict[str, Any]) -> Outcome:
         labels = [r[0] for r in db.execute(
             "SELECT label FROM votes WHERE sample_id=? AND round=? AND kind='label' ORDER BY ts, reviewer",
             (row["id"], row["round"]),
@@ -147,7 +147,7 @@ class ReviewStore:
         return Outcome(row["id"], "disputed", None)
 
     def _label(
-        self, db: sqlite3.Connection, row: dict[str, Any], label: str, *, actor: str, action: str, detail: str
+        self, db: Db, row: dict[str, Any], label: str, *, actor: str, action: str, detail: str
     ) -> Outcome:
         new_path = labeled_path(row, label)
         ts = now_ms()
@@ -203,7 +203,7 @@ def _must_be_open(row: dict[str, Any]) -> None:
 
 
 def _audit(
-    db: sqlite3.Connection, sample_id: str, actor: str, action: str, *, label: str | None = None,
+    db: Db, sample_id: str, actor: str, action: str, *, label: str | None = None,
     previous: str | None = None, rnd: int, detail: str | None = None,
 ) -> None:  # fmt: skip
     db.execute(
@@ -213,12 +213,12 @@ def _audit(
     )
 
 
-def _one(db: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> dict[str, Any] | None:
+def _one(db: Db, sql: str, args: tuple[Any, ...]) -> dict[str, Any] | None:
     rows = _all(db, sql, args)
     return rows[0] if rows else None
 
 
-def _all(db: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
+def _all(db: Db, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
     cur = db.execute(sql, args)
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]

@@ -23,7 +23,7 @@ from agent.collector.review.api import api_routes, queue_page
 from agent.collector.review.service import ReviewService
 from agent.collector.review.stats import overview
 from agent.collector.review.users import ROLES
-from agent.collector.storage import make_storage
+from agent.collector.storage import open_storage
 from agent.web.app import HttpError, Principal, WebContext, build_app, guard
 from agent.web.auth import LoginLimiter, Signer, load_secret
 from agent.web.config import require_web
@@ -127,8 +127,8 @@ class ReviewServer:
     def __init__(self, cfg: CollectorConfig) -> None:
         require_web()
         assert cfg.web is not None
-        storage = make_storage(cfg.storage.backend, cfg.root)
-        self.service = ReviewService.open(cfg.index_path, storage, cfg.review)
+        storage = open_storage(cfg)
+        self.service = ReviewService.open(cfg.index_location, storage, cfg.review)
         tls = (
             (str(cfg.resolve(cfg.web.tls.cert_file)), str(cfg.resolve(cfg.web.tls.key_file)))
             if cfg.web.tls

@@ -24,6 +24,7 @@ def test_minimal_config_and_shared_subscriptions(tmp_path: Path) -> None:
     assert subscriptions(cfg) == [  # type: ignore[arg-type]
         "$share/collectors/inspection/+/+/+/sample",
         "$share/collectors/inspection/+/+/+/defect",
+        "$share/collectors/inspection/+/+/+/upload",  # presigned-upload requests (sampling.upload)
     ]
 
 
@@ -32,7 +33,9 @@ def test_sites_list_and_no_group(tmp_path: Path) -> None:
         tmp_path,
         "storage: {root: d}\nsubscribe: {prefix: a/b, sites: [s1, s2], shared_group: null, defects: false}\n",
     )
-    assert subscriptions(cfg) == ["a/b/s1/+/+/sample", "a/b/s2/+/+/sample"]  # type: ignore[arg-type]
+    assert subscriptions(cfg) == [  # type: ignore[arg-type]
+        "a/b/s1/+/+/sample", "a/b/s1/+/+/upload", "a/b/s2/+/+/sample", "a/b/s2/+/+/upload",
+    ]  # fmt: skip
 
 
 def test_password_from_file(tmp_path: Path) -> None:
@@ -52,7 +55,8 @@ def test_password_from_file(tmp_path: Path) -> None:
         ("subscribe: {prefix: 'x/#'}\n", "subscribe.prefix"),
         ("subscribe: {shared_group: 'a b'}\n", "subscribe.shared_group"),
         ("limits: {batch: 0}\n", "limits.batch"),
-        ("storage: {root: d, backend: s3}\n", "storage.backend: must be one of 'local'"),
+        ("storage: {root: d, backend: nfs}\n", "storage.backend: must be one of 'local', 's3'"),
+        ("storage: {root: d, backend: s3}\n", "storage.s3: backend s3 needs an s3 section"),
         ("broker: {password: a, password_file: b}\n", "broker.password: give only one"),
         ("unknown: 1\n", "unknown: unknown key"),
         ("broker: {client_id: 'a/b'}\n", "broker.client_id"),

@@ -15,6 +15,7 @@ from agent.collector.messages import Parser
 from agent.collector.review.web import ReviewServer
 from agent.collector.storage import make_storage
 from agent.web.users import add_user
+from tests.support.postgres import Postgres
 from tests.support.webclient import WebClient
 from tests.unit.collector.samples import jpeg, meta, v5
 
@@ -22,10 +23,10 @@ LABELS = ["ok", "scratch", "dent"]
 PASSWORDS = {"alice": "alice-secret-1", "bob": "bob-secret-22", "boss": "boss-secret-333"}
 
 
-def write_config(tmp_path: Path, votes_required: int = 2) -> Path:
+def write_config(tmp_path: Path, votes_required: int = 2, index: str | None = None) -> Path:
     path = tmp_path / "collector.yaml"
     path.write_text(
-        f"storage: {{root: {tmp_path / 'store'}}}\n"
+        f"storage: {{root: {tmp_path / 'store'}, index: {index or 'null'}}}\n"
         "web: {listen: '127.0.0.1:0', users_file: users.yaml, login_max_failures: 3}\n"
         f"review: {{votes_required: {votes_required}, page_size: 10, preload: 3}}\n"
     )
@@ -34,7 +35,7 @@ def write_config(tmp_path: Path, votes_required: int = 2) -> Path:
 
 def ingest(cfg: CollectorConfig, n: int, *, start: int = 0, **extra: object) -> list[str]:
     """n samples of demo-defects over ok/scratch/dent with spread-out uncertainty; their ids."""
-    storage, index = make_storage("local", cfg.root), Index(cfg.index_path)
+    storage, index = make_storage("local", cfg.root), Index(cfg.index_location)
     msgs, ids = [], []
     for i in range(start, start + n):
         data = jpeg(seed=i)
@@ -77,12 +78,21 @@ class ReviewApp:
             c.base = self.url
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def index_url(request: pytest.FixtureRequest) -> str | None:
+    """Every review test on both index backends: the default SQLite file, and a PostgreSQL database."""
+    if request.param == "sqlite":
+        return None
+    server: Postgres = request.getfixturevalue("postgres_server")
+    return server.new_database()
+
+
 @pytest.fixture
-def review_factory(tmp_path: Path) -> Iterator[Callable[..., ReviewApp]]:
+def review_factory(tmp_path: Path, index_url: str | None) -> Iterator[Callable[..., ReviewApp]]:
     apps: list[ReviewApp] = []
 
     def make(n: int = 20, votes_required: int = 2) -> ReviewApp:
-        cfg = load_collector_config(write_config(tmp_path, votes_required))
+        cfg = load_collector_config(write_config(tmp_path, votes_required, index_url))
         ids = ingest(cfg, n)
         users = cfg.resolve("users.yaml")
         for name, role in (("alice", "reviewer"), ("bob", "reviewer"), ("boss", "admin")):

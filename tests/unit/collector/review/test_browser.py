@@ -120,7 +120,7 @@ def test_two_reviewers_an_admin_and_the_export(
     from agent.collector.review.service import ReviewService
     from agent.collector.storage import make_storage
 
-    service = ReviewService.open(app.cfg.index_path, make_storage("local", app.cfg.root), app.cfg.review)
+    service = ReviewService.open(app.cfg.index_location, make_storage("local", app.cfg.root), app.cfg.review)
     try:
         out = tmp_path / "export"
         summary = export(service, out, fmt="imagefolder", split=Split.parse("70/15/15"), seed=0)

@@ -1,0 +1,190 @@
+"""The S3 storage backend: any S3-compatible object store (AWS S3, MinIO, SeaweedFS, Ceph RGW, …).
+
+A PUT that returned 200 is durable (the store's own guarantee), so ``write_batch`` returns only
+after every object of the batch was acknowledged; the uploads of one batch run in parallel.
+A connection error or a 5xx answer is :class:`StorageUnavailableError` (the collector keeps the
+batch and retries); a refusal (credentials, permissions) is a :class:`StorageError`.
+
+At start a HEAD on the bucket turns a missing bucket, refused credentials or an unreachable
+endpoint into one clear line, instead of a failure on the first sample.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from agent.collector.storage import StorageError, StorageUnavailableError
+from agent.config.secret import Secret
+
+if TYPE_CHECKING:
+    from agent.collector.config import S3Config
+
+_THREADS = 16
+_REFUSED = {"403", "401", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"}
+_MISSING_BUCKET = {"404", "NoSuchBucket", "NotFound"}
+
+
+class S3Storage:
+    """Keys are the same relative paths as the local backend's, under ``prefix`` in ``bucket``."""
+
+    kind = "s3"
+
+    def __init__(self, cfg: S3Config, secret_key: Secret | None) -> None:
+        try:
+            import boto3
+            import urllib3
+            from botocore.config import Config
+        except ImportError as exc:
+            raise StorageError("storage.backend s3 needs the collector extra (boto3)") from exc
+        self.cfg = cfg
+        self.bucket = cfg.bucket
+        self.prefix = cfg.prefix.strip("/") + "/" if cfg.prefix.strip("/") else ""
+        self.where = f"s3 bucket {cfg.bucket} at {cfg.endpoint or 'AWS'}"
+        self._client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=cfg.endpoint,
+            region_name=cfg.region,
+            aws_access_key_id=cfg.access_key,
+            aws_secret_access_key=secret_key.reveal() if secret_key else None,
+            config=Config(
+                s3={"addressing_style": cfg.addressing_style},
+                retries={"max_attempts": 2, "mode": "standard"},
+                connect_timeout=cfg.connect_timeout_s,
+                read_timeout=cfg.read_timeout_s,
+                max_pool_connections=_THREADS * 2,
+            ),
+        )
+        self._pool = ThreadPoolExecutor(_THREADS, thread_name_prefix="s3-put")
+        self._http = urllib3.PoolManager(
+            maxsize=_THREADS, timeout=urllib3.Timeout(connect=cfg.connect_timeout_s, read=cfg.read_timeout_s)
+        )
+        self._check_bucket()
+
+    def _check_bucket(self) -> None:
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except Exception as exc:
+            code = _code(exc)
+            if code in _MISSING_BUCKET:
+                raise StorageError(f"{self.where}: the bucket does not exist (create it first)") from exc
+            if code in _REFUSED:
+                raise StorageError(
+                    f"{self.where}: credentials refused ({code}); check access_key/secret_key"
+                ) from exc
+            raise self._translate(exc, "cannot reach") from exc
+
+    def key(self, key: str) -> str:
+        return self.prefix + key
+
+    def write_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
+        if items:
+            list(self._pool.map(lambda item: self._put(*item), items))
+
+    def _put(self, key: str, data: bytes) -> None:
+        """A PUT through a presigned URL on a plain HTTP pool: the same SigV4 authentication as
+        ``put_object`` at a third of its CPU (measured: 0.5 against 1.3 ms per 50 KB object), which
+        matters when the collector shares its cores with the store. ``Content-MD5`` makes the
+        store refuse an object that arrived damaged."""
+        md5 = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+        params = {"Bucket": self.bucket, "Key": self.key(key), "ContentType": _type(key), "ContentMD5": md5}
+        url = self._client.generate_presigned_url("put_object", Params=params, ExpiresIn=300)
+        headers = {"Content-Type": _type(key), "Content-MD5": md5}
+        try:
+            response = self._http.request("PUT", url, body=data, headers=headers, retries=False)
+        except Exception as exc:  # connection refused, reset, timeout
+            raise StorageUnavailableError(f"cannot store {key} in {self.where}: {exc}") from exc
+        if response.status // 100 == 2:
+            return
+        code = _xml_code(response.data) or str(response.status)
+        text = f"cannot store {key} in {self.where}: HTTP {response.status} {code}"
+        raise (StorageUnavailableError if response.status >= 500 else StorageError)(text)
+
+    def move(self, src: str, dst: str) -> None:
+        """Copy then delete (S3 has no rename): a crash between leaves both, never neither."""
+        try:
+            self._client.copy_object(
+                Bucket=self.bucket,
+                Key=self.key(dst),
+                CopySource={"Bucket": self.bucket, "Key": self.key(src)},
+            )
+            self._client.delete_object(Bucket=self.bucket, Key=self.key(src))
+        except Exception as exc:
+            raise self._translate(exc, f"cannot move {src} to {dst} in") from exc
+
+    def read(self, key: str) -> bytes:
+        try:
+            body: bytes = self._client.get_object(Bucket=self.bucket, Key=self.key(key))["Body"].read()
+        except Exception as exc:
+            raise self._translate(exc, f"cannot read {key} from") from exc
+        return body
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._client.head_object(Bucket=self.bucket, Key=self.key(key))
+        except Exception as exc:
+            if _code(exc) in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise self._translate(exc, f"cannot look up {key} in") from exc
+        return True
+
+    def delete(self, key: str) -> None:
+        try:
+            self._client.delete_object(Bucket=self.bucket, Key=self.key(key))
+        except Exception as exc:
+            raise self._translate(exc, f"cannot delete {key} from") from exc
+
+    def entries(self) -> Iterator[tuple[str, int, float]]:
+        """(key, size, modification time) of every object under the prefix (for fsck and migrate)."""
+        try:
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix
+            )
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    key = obj["Key"][len(self.prefix) :]
+                    yield key, int(obj["Size"]), obj["LastModified"].timestamp()
+        except Exception as exc:
+            raise self._translate(exc, "cannot list") from exc
+
+    def presign_put(self, key: str, expiry_s: int) -> str:
+        """A URL that lets its holder PUT exactly this key (a JPEG), for ``expiry_s`` seconds."""
+        url: str = self._client.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": self.bucket, "Key": self.key(key), "ContentType": "image/jpeg"},
+            ExpiresIn=expiry_s,
+        )
+        return url
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._http.clear()
+        self._client.close()
+
+    def _translate(self, exc: Exception, what: str) -> StorageError:
+        code = _code(exc)
+        text = f"{what} {self.where}: {code or type(exc).__name__}: {str(exc).strip()[:200]}"
+        if code in _REFUSED or code in _MISSING_BUCKET or code in {"NoSuchKey"}:
+            return StorageError(text)
+        return StorageUnavailableError(text)  # connection errors, timeouts, 5xx: try again later
+
+
+def _code(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        error: dict[str, Any] = response.get("Error", {})
+        return str(error.get("Code", ""))
+    return ""
+
+
+def _xml_code(body: bytes) -> str:
+    """The ``<Code>`` of an S3 error document ("" when there is none)."""
+    start, end = body.find(b"<Code>"), body.find(b"</Code>")
+    return body[start + 6 : end].decode(errors="replace") if 0 <= start < end else ""
+
+
+def _type(key: str) -> str:
+    return "image/jpeg" if key.endswith(".jpg") else "application/octet-stream"
