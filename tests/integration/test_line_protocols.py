@@ -25,6 +25,9 @@ from agent.line.opcua import OpcuaServer
 from agent.line.service import Line
 from agent.line.sparkplug import SparkplugNode
 from agent.line.sparkplug_pb import payload_class
+from agent.line.state import LineState
+from agent.line.trigger import Triggers, TriggerStamp
+from agent.protocol.payloads import ResultPayload
 from agent.protocol.topics import Topics
 from tests.support.agentproc import write_config
 from tests.support.mosquitto import Mosquitto, Subscriber
@@ -192,3 +195,125 @@ def test_home_assistant_finds_the_device(agent: Agent, mosquitto: Mosquitto, uni
     states = {c["state_topic"] for c in configs.values()}
     assert states == {topics.result, topics.health}
     assert all(c["availability_topic"] == topics.status for c in configs.values())
+
+
+# -- OPC UA with Basic256Sha256 ------------------------------------------------------------------
+
+
+def _self_signed(directory: Path, name: str, uri: str, use: Any) -> tuple[Path, Path]:
+    """An RSA key and certificate (Basic256Sha256 needs RSA; tests/support/certs.py makes EC ones)."""
+    from asyncua.crypto.cert_gen import setup_self_signed_certificate
+
+    key, cert = directory / f"{name}-key.pem", directory / f"{name}-cert.der"
+    asyncio.run(
+        setup_self_signed_certificate(key, cert, uri, "localhost", [use], {"commonName": name})
+    )
+    return key, cert
+
+
+@pytest.fixture
+def secure_opcua(tmp_path: Path) -> Iterator[tuple[OpcuaServer, Triggers, Path]]:
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from agent.config.line import OpcuaConfig
+
+    key, cert = _self_signed(tmp_path, "server", "urn:freeopcua:python:server", ExtendedKeyUsageOID.SERVER_AUTH)
+    state = LineState()
+
+    def inspect(stamp: TriggerStamp) -> ResultPayload:  # the part's result, as the pipeline would give it
+        state.add(parts=1)
+        return {"label": "scratch", "defect": True}  # type: ignore[typeddict-item]
+
+    triggers = Triggers(inspect, state=state)
+    triggers.start()
+    cfg = OpcuaConfig(listen="127.0.0.1:0", certificate=cert.name, private_key=key.name)
+    server = OpcuaServer(cfg, tmp_path, device="cam-01", state=state, fire=triggers.fire)
+    server.start()
+    yield server, triggers, tmp_path
+    server.stop()
+    triggers.stop()
+
+
+def test_opcua_with_basic256sha256_serves_a_client_with_its_certificate(
+    secure_opcua: tuple[OpcuaServer, Triggers, Path],
+) -> None:
+    from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    server, _triggers, directory = secure_opcua
+    ckey, ccert = _self_signed(directory, "client", "urn:plc:client", ExtendedKeyUsageOID.CLIENT_AUTH)
+    url = f"opc.tcp://127.0.0.1:{server.port}/inspection/"
+
+    async def session(mode: Any) -> tuple[int, str, int, str]:
+        client = asyncua.Client(url, timeout=10)
+        client.application_uri = "urn:plc:client"
+        await client.set_security(
+            SecurityPolicyBasic256Sha256, str(ccert), str(ckey),
+            server_certificate=str(directory / "server-cert.der"), mode=mode,
+        )  # fmt: skip
+        async with client:
+            ns = await client.get_namespace_index("urn:inspection-agent")
+            device = await client.nodes.objects.get_child([f"{ns}:Inspection", f"{ns}:cam-01"])
+            seq, label = await device.call_method(f"{ns}:Trigger")
+            await asyncio.sleep(0.3)  # one refresh of the variables
+            parts = await (await device.get_child(f"{ns}:PartCount")).read_value()
+            state = await (await device.get_child(f"{ns}:State")).read_value()
+            return seq, label, parts, state
+
+    mode = asyncua.ua.MessageSecurityMode
+    assert asyncio.run(session(mode.SignAndEncrypt)) == (1, "scratch", 1, "starting")
+    assert asyncio.run(session(mode.Sign))[:3] == (2, "scratch", 2)
+
+
+def test_opcua_refuses_a_client_without_security_when_a_certificate_is_configured(
+    secure_opcua: tuple[OpcuaServer, Triggers, Path],
+) -> None:
+    server, triggers, _directory = secure_opcua
+    url = f"opc.tcp://127.0.0.1:{server.port}/inspection/"
+
+    async def insecure() -> None:  # a well-behaved client finds no endpoint without security
+        async with asyncua.Client(url, timeout=10) as client:
+            await client.nodes.objects.get_children()
+
+    with pytest.raises(asyncua.ua.UaError, match="No matching endpoints"):
+        asyncio.run(insecure())
+
+    async def forced() -> list[str]:
+        """A client that skips the endpoint check and opens a None channel anyway (asyncua's server
+        accepts the channel): the session must not activate, and nothing can be read or called."""
+        ua = asyncua.ua
+        client = asyncua.Client(url, timeout=10)
+        await client.connect_socket()
+        await client.send_hello()
+        await client.open_secure_channel()
+        refusals = []
+        try:
+            params = ua.CreateSessionParameters(
+                ClientDescription=ua.ApplicationDescription(ApplicationUri="urn:rogue", ApplicationType=ua.ApplicationType.Client),
+                EndpointUrl=url, SessionName="rogue", RequestedSessionTimeout=60000, ClientNonce=b"0" * 32,
+            )  # fmt: skip
+            await client.uaclient.create_session(params)
+            activate = ua.ActivateSessionParameters(
+                LocaleIds=["en"], UserIdentityToken=ua.AnonymousIdentityToken(PolicyId="anonymous")
+            )
+            for attempt in (
+                lambda: client.uaclient.activate_session(activate),
+                lambda: client.uaclient.read(ua.ReadParameters(NodesToRead=[
+                    ua.ReadValueId(NodeId=ua.NodeId(2255, 0), AttributeId=ua.AttributeIds.Value)
+                ])),  # fmt: skip
+            ):
+                try:
+                    await attempt()
+                except ua.UaStatusCodeError as exc:
+                    refusals.append(type(exc).__name__)
+        finally:
+            client.disconnect_socket()
+        return refusals
+
+    assert asyncio.run(forced()) == ["BadUserAccessDenied", "BadSessionNotActivated"]
+    assert triggers.failed == 0 and triggers_received(server) == 0  # nothing was triggered
+    _wait(lambda: server.clients() == 0, 5)  # and the refused connections are closed
+
+
+def triggers_received(server: OpcuaServer) -> int:
+    return server._state.snapshot().triggers  # noqa: SLF001 - the state the server serves
