@@ -317,3 +317,43 @@ def test_opcua_refuses_a_client_without_security_when_a_certificate_is_configure
 
 def triggers_received(server: OpcuaServer) -> int:
     return server._state.snapshot().triggers  # noqa: SLF001 - the state the server serves
+
+
+# -- Sparkplug bdSeq across restarts ---------------------------------------------------------------
+
+
+def test_sparkplug_bdseq_continues_across_a_restart(mosquitto: Mosquitto, unique_prefix: str, tmp_path: Path) -> None:
+    """Each NDEATH carries its NBIRTH's bdSeq, and the next process's NBIRTH takes the next one
+    (kept in state.dir), so a host never matches an old death to a new birth."""
+    config = write_config(
+        tmp_path / "agent", port=mosquitto.port, prefix=unique_prefix, source="synthetic:1",
+        sparkplug={"enabled": True, "group_id": unique_prefix},
+    )  # fmt: skip
+    cfg = load_config(config)
+    payload = payload_class()
+
+    def bd_seq(raw: bytes) -> int:
+        return int({m.name: m.long_value for m in payload.FromString(raw).metrics}["bdSeq"])
+
+    seen: list[tuple[str, int]] = []
+    with Subscriber(mosquitto.port, f"spBv1.0/{unique_prefix}/+/+") as sub:
+        for run in range(3):
+            node = SparkplugNode(cfg, state=LineState(), fire=lambda _source: None)
+            node.start()
+            births = sub.wait_for(run + 1, timeout=10, where=lambda m: "/NBIRTH/" in m[0])
+            node.stop()
+            deaths = sub.wait_for(run + 1, timeout=10, where=lambda m: "/NDEATH/" in m[0])
+            seen += [("birth", bd_seq(births[-1][1])), ("death", bd_seq(deaths[-1][1]))]
+    assert seen == [("birth", 0), ("death", 0), ("birth", 1), ("death", 1), ("birth", 2), ("death", 2)]
+    assert (cfg.state_dir / "sparkplug-bdseq").read_text() == "2\n"
+
+
+def test_sparkplug_bdseq_file_that_is_garbage_starts_over_at_zero(tmp_path: Path) -> None:
+    from agent.line.sparkplug import _next_bd_seq
+
+    path = tmp_path / "sparkplug-bdseq"
+    path.write_text("not a number")
+    assert _next_bd_seq(path) == 0 and path.read_text() == "0\n"
+    path.write_text("255\n")
+    assert _next_bd_seq(path) == 0  # wraps like every Sparkplug sequence
+    assert _next_bd_seq(path) == 1
