@@ -56,7 +56,9 @@ class _SecureChannelsOnly:
     closes the hole. Any client certificate is accepted on a secured channel (no trust list yet).
     """
 
-    def get_user(self, iserver: Any, username: Any = None, password: Any = None, certificate: Any = None) -> Any:
+    def get_user(
+        self, iserver: Any, username: Any = None, password: Any = None, certificate: Any = None
+    ) -> Any:
         from asyncua.crypto.permission_rules import User, UserRole
 
         if not certificate:  # b"" on a None channel

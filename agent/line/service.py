@@ -172,9 +172,8 @@ class Line(FrameObserver):
                 "bounced": io.get("bounced", 0),
             },
             "rejects": {"fired": s.rejects, "late": s.late_rejects},
-            "jitter_ms": {k: jitter.get(k) for k in ("p50_ms", "p99_ms", "max_ms")} | {
-                "count": jitter.get("count", 0)
-            },
+            "jitter_ms": {k: jitter.get(k) for k in ("p50_ms", "p99_ms", "max_ms")}
+            | {"count": jitter.get("count", 0)},
             "clients": {part.name: part.clients() for part in self.parts},
         }
 

@@ -205,9 +205,7 @@ def _self_signed(directory: Path, name: str, uri: str, use: Any) -> tuple[Path, 
     from asyncua.crypto.cert_gen import setup_self_signed_certificate
 
     key, cert = directory / f"{name}-key.pem", directory / f"{name}-cert.der"
-    asyncio.run(
-        setup_self_signed_certificate(key, cert, uri, "localhost", [use], {"commonName": name})
-    )
+    asyncio.run(setup_self_signed_certificate(key, cert, uri, "localhost", [use], {"commonName": name}))
     return key, cert
 
 
@@ -217,7 +215,9 @@ def secure_opcua(tmp_path: Path) -> Iterator[tuple[OpcuaServer, Triggers, Path]]
 
     from agent.config.line import OpcuaConfig
 
-    key, cert = _self_signed(tmp_path, "server", "urn:freeopcua:python:server", ExtendedKeyUsageOID.SERVER_AUTH)
+    key, cert = _self_signed(
+        tmp_path, "server", "urn:freeopcua:python:server", ExtendedKeyUsageOID.SERVER_AUTH
+    )
     state = LineState()
 
     def inspect(stamp: TriggerStamp) -> ResultPayload:  # the part's result, as the pipeline would give it
@@ -288,19 +288,22 @@ def test_opcua_refuses_a_client_without_security_when_a_certificate_is_configure
         await client.open_secure_channel()
         refusals = []
         try:
+            me = ua.ApplicationDescription(
+                ApplicationUri="urn:rogue", ApplicationType=ua.ApplicationType.Client
+            )
             params = ua.CreateSessionParameters(
-                ClientDescription=ua.ApplicationDescription(ApplicationUri="urn:rogue", ApplicationType=ua.ApplicationType.Client),
-                EndpointUrl=url, SessionName="rogue", RequestedSessionTimeout=60000, ClientNonce=b"0" * 32,
+                ClientDescription=me, EndpointUrl=url, SessionName="rogue", RequestedSessionTimeout=60000,
+                ClientNonce=b"0" * 32,
             )  # fmt: skip
             await client.uaclient.create_session(params)
             activate = ua.ActivateSessionParameters(
                 LocaleIds=["en"], UserIdentityToken=ua.AnonymousIdentityToken(PolicyId="anonymous")
             )
+            namespaces = ua.ReadValueId(NodeId=ua.NodeId(2255, 0), AttributeId=ua.AttributeIds.Value)
+            read = ua.ReadParameters(NodesToRead=[namespaces])
             for attempt in (
                 lambda: client.uaclient.activate_session(activate),
-                lambda: client.uaclient.read(ua.ReadParameters(NodesToRead=[
-                    ua.ReadValueId(NodeId=ua.NodeId(2255, 0), AttributeId=ua.AttributeIds.Value)
-                ])),  # fmt: skip
+                lambda: client.uaclient.read(read),
             ):
                 try:
                     await attempt()
@@ -316,13 +319,15 @@ def test_opcua_refuses_a_client_without_security_when_a_certificate_is_configure
 
 
 def triggers_received(server: OpcuaServer) -> int:
-    return server._state.snapshot().triggers  # noqa: SLF001 - the state the server serves
+    return server._state.snapshot().triggers  # the state the server serves
 
 
 # -- Sparkplug bdSeq across restarts ---------------------------------------------------------------
 
 
-def test_sparkplug_bdseq_continues_across_a_restart(mosquitto: Mosquitto, unique_prefix: str, tmp_path: Path) -> None:
+def test_sparkplug_bdseq_continues_across_a_restart(
+    mosquitto: Mosquitto, unique_prefix: str, tmp_path: Path
+) -> None:
     """Each NDEATH carries its NBIRTH's bdSeq, and the next process's NBIRTH takes the next one
     (kept in state.dir), so a host never matches an old death to a new birth."""
     config = write_config(
