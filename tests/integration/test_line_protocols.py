@@ -362,3 +362,21 @@ def test_sparkplug_bdseq_file_that_is_garbage_starts_over_at_zero(tmp_path: Path
     path.write_text("255\n")
     assert _next_bd_seq(path) == 0  # wraps like every Sparkplug sequence
     assert _next_bd_seq(path) == 1
+
+
+def test_an_mqtt_trigger_command_goes_through_the_line_queue_with_its_tag(
+    agent: Agent, mosquitto: Mosquitto
+) -> None:
+    topics: Topics = agent.topics
+    replies = f"{topics.root}/replies"
+    with Subscriber(mosquitto.port, [replies, topics.result]) as sub:
+        sub.publish(topics.cmd("trigger"), b"{}", response_topic=replies, correlation=b"m1")
+        got = sub.wait_for(1, 15, where=lambda m: m[0] == replies)
+        published = sub.wait_for(1, 10, where=lambda m: m[0] == topics.result)
+    reply = json.loads(got[0][1])
+    assert reply["ok"], reply
+    tag = reply["result"]["trigger"]
+    assert tag["source"] == "mqtt" and tag["seq"] == 1 and tag["exposure_delay_ms"] >= 0
+    assert json.loads(published[0][1])["trigger"] == tag  # the published result carries it too
+    health = agent.lines[0].health()
+    assert health["triggers"]["received"] == 1 and health["triggers"]["missed"] == 0
