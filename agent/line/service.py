@@ -71,14 +71,16 @@ class Line(FrameObserver):
         sink: Sink,
         topics: Topics,
         emit: EventSink,
-        chips: ChipFactory = open_gpiod,
+        chips: ChipFactory | None = None,
     ) -> None:
         self.cfg = cfg
         self.hooks = hooks
         self.state = LineState()
         self.io = (
-            LineIO(cfg.io, chips=chips, state=self.state, emit=emit, agent_state=hooks.agent_state)
-            if cfg.io.enabled
+            LineIO(
+                cfg.io, chips=chips or open_gpiod, state=self.state, emit=emit, agent_state=hooks.agent_state
+            )
+            if cfg.io.enabled  # open_gpiod looked up here, so a test can put the in-memory chip there
             else None
         )
         self.triggers = Triggers(
@@ -198,7 +200,7 @@ def build_lines(
     sink: Sink,
     topics: Topics,
     emit: EventSink,
-    chips: ChipFactory = open_gpiod,
+    chips: ChipFactory | None = None,
 ) -> list[Line]:
     """[] when the config uses no part of the line (the composition root then has nothing to wire)."""
     return [Line(cfg, hooks, sink=sink, topics=topics, emit=emit, chips=chips)] if wanted(cfg) else []

@@ -236,8 +236,7 @@ class SparkplugNode:
         try:
             payload = self._payload.FromString(msg.payload)
         except Exception as exc:
-            self.malformed += 1
-            log.warning("sparkplug_command_malformed", topic=msg.topic, error=str(exc)[:200])
+            self._refuse("sparkplug_command_malformed", topic=msg.topic, error=str(exc)[:200])
             return
         for metric in payload.metrics:
             name = metric.name or next((n for n, a, *_ in METRICS if a == metric.alias), "")
@@ -246,5 +245,10 @@ class SparkplugNode:
             elif name == "Trigger" and metric.boolean_value:
                 self._fire("sparkplug")
             else:
-                self.malformed += 1
-                log.warning("sparkplug_command_unknown", topic=msg.topic, metric=name[:100])
+                self._refuse("sparkplug_command_unknown", topic=msg.topic, metric=name[:100])
+
+    def _refuse(self, event: str, **fields: Any) -> None:
+        """Count a bad command; log the 1st, 2nd, 4th, 8th... so a flood cannot flood the journal."""
+        self.malformed += 1
+        if self.malformed & (self.malformed - 1) == 0:
+            log.warning(event, refused=self.malformed, **fields)
