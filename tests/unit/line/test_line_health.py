@@ -3,13 +3,12 @@ against the health schema, and the MQTT/console trigger going through the same c
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import socket
 
 import jsonschema
 import pytest
