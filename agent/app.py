@@ -213,7 +213,10 @@ class Agent:
     def promote_shadow(self) -> Future[dict[str, Any]]:
         return promote(self.shadows, self.slot.request, self.cfg.resolve(self.cfg.model.path), restore_link)
 
-    def trigger(self, timeout: float) -> dict[str, Any]:
+    def trigger(self, timeout: float, source: str = "mqtt") -> dict[str, Any]:
+        """Through the line's trigger queue (counted, tagged) when there is one (trigger mode)."""
+        if self.lines:
+            return dict(self.lines[0].command(timeout, source))
         return dict(self.pipeline.trigger(timeout))
 
     def status_report(self) -> dict[str, Any]:

@@ -34,8 +34,12 @@ class Device(Protocol):
         """Hot-swap to the shadow model's package and keep it; raises CommandError without a fit shadow."""
         ...
 
-    def trigger(self, timeout: float) -> dict[str, Any]:
-        """Inspect one frame now (trigger mode) and return its result payload."""
+    def trigger(self, timeout: float, source: str = "mqtt") -> dict[str, Any]:
+        """Inspect one frame now (trigger mode) and return its result payload.
+
+        It goes through the line's trigger queue (agent/line/trigger.py) like a GPIO edge or the
+        Modbus coil: counted as missed when refused, as overlapped when another is in flight, and
+        its result carries a ``trigger`` tag (seq, ts, source ``mqtt``)."""
         ...
 
     def status_report(self) -> dict[str, Any]:
@@ -103,7 +107,7 @@ def trigger(device: Device, args: dict[str, Any]) -> dict[str, Any]:
         raise CommandError("the camera is not in trigger mode (camera.mode: trigger)")
     timeout = float(args.get("timeout_s", 5.0))
     try:
-        return device.trigger(timeout)
+        return device.trigger(timeout, "mqtt")
     except concurrent.futures.TimeoutError as exc:
         raise CommandError(f"no result within {timeout:.1f} s") from exc
     except AgentError as exc:

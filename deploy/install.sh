@@ -7,6 +7,7 @@
 #   sudo deploy/install.sh --profile collector              # the central collector (+ review web app)
 #   sudo deploy/install.sh --dry-run                        # print every action, change nothing
 #   deploy/install.sh --root /tmp/r --skip-pip --arch aarch64   # a temporary root (tests, image builds)
+#   sudo deploy/install.sh --io                             # the instance drives GPIO (docs/line.md)
 #
 # Profiles: pi (Raspberry Pi OS 64-bit: LiteRT, venv with --system-site-packages for the OS's
 # picamera2), jetson (JetPack 6: the system OpenCV with GStreamer, no PyPI OpenCV; onnxruntime-gpu
@@ -37,6 +38,7 @@ TECHNICIANS=()
 DEPLOY_KEY=
 SERVICE_USER=inspection
 DEPLOY_USER=inspection-deploy
+IO=0
 
 usage() {
     sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
@@ -50,6 +52,8 @@ Options:
   --instance NAME      config /etc/inspection-agent/NAME.yaml, unit inspection-agent@NAME (default $INSTANCE)
   --technician USER    add USER to group $SERVICE_USER: read configs and state, run the wrapper (repeatable)
   --deploy-key FILE    SSH public key(s) for the $DEPLOY_USER user (deploy/flash-model, Ansible)
+  --io                 this instance uses GPIO (io: in its config): the io extra and the drop-in
+                       inspection-agent@NAME.service.d/gpio.conf (char-gpiochip, group gpio)
   --root DIR           install into DIR instead of / (tests, image builds)
   --arch ARCH          machine to assume instead of the interpreter's (aarch64, x86_64, armv7l, ...)
   --dry-run            print every action without doing it
@@ -76,6 +80,7 @@ while [[ $# -gt 0 ]]; do
         --technician) TECHNICIANS+=("$2"); shift ;;
         --deploy-key) DEPLOY_KEY="$2"; shift ;;
         --root) ROOT="$2"; shift ;;
+        --io) IO=1 ;;
         --arch) ARCH="$2"; shift ;;
         --dry-run) DRY_RUN=1 ;;
         --prefix) PREFIX="$2"; shift ;;
@@ -185,6 +190,10 @@ select_profile() {
         collector) extras=collector,web ;;
         *) usage_error "--profile '$PROFILE': expected pi, jetson, x86 or collector" ;;
     esac
+    if [[ $IO -eq 1 ]]; then
+        [[ $PROFILE == collector ]] && usage_error "--io is for a device instance, not the collector"
+        extras="${extras:+$extras,}io"
+    fi
     [[ $EXTRAS == auto ]] && EXTRAS=$extras
     # The pinned set for this platform and Python (scripts/pin.py): pi-aarch64-cp311.txt,
     # jetson-jp6-aarch64-cp310.txt, x86_64-cp311.txt; a plain <profile>.txt wins when present.
@@ -253,6 +262,10 @@ install_system_files() {
     install_file 0644 "$SOURCE/deploy/sysusers.d/inspection-deploy.conf" "$R/usr/lib/sysusers.d/inspection-deploy.conf"
     install_file 0644 "$SOURCE/systemd/tmpfiles.d/inspection-agent.conf" "$R/usr/lib/tmpfiles.d/inspection-agent.conf"
     install_file 0644 "$SOURCE/systemd/$unit" "$R/etc/systemd/system/$unit"
+    if [[ $IO -eq 1 ]]; then        # GPIO only for this instance: the unit's device policy stays closed
+        install_file 0644 "$SOURCE/systemd/inspection-agent-gpio.conf" \
+            "$R/etc/systemd/system/inspection-agent@$INSTANCE.service.d/gpio.conf"
+    fi
     [[ -f "$SOURCE/docs/deploy.md" ]] && install_file 0644 "$SOURCE/docs/deploy.md" "$R$PREFIX/docs/deploy.md"
     if [[ ${#TECHNICIANS[@]} -gt 0 ]]; then
         printf "m %s $SERVICE_USER\n" "${TECHNICIANS[@]}" \

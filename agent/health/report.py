@@ -177,6 +177,7 @@ class HealthReporter:
             "sampler": self._observers.section("sampler"),
             "drift": self._observers.section("drift"),
             "shadow": self._observers.section("shadow"),
+            "line_io": self._observers.section("line"),  # "line" is the line's name (device.line)
             "observers": dict(self._observers.health()),
             "system": self._system(),
         }

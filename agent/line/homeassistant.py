@@ -91,6 +91,8 @@ def documents(cfg: AgentConfig, topics: Topics) -> dict[str, dict[str, Any]]:
 
 
 class Discovery:
+    name = "homeassistant"
+
     def __init__(self, cfg: AgentConfig, *, sink: Sink, topics: Topics) -> None:
         self._docs = documents(cfg, topics)
         self._sink = sink
@@ -99,6 +101,10 @@ class Discovery:
         for topic, doc in self._docs.items():
             data = json.dumps(doc, separators=(",", ":")).encode()
             self._sink.publish(topic, data, qos=1, priority=Priority.EVENT, retain=True)
+
+    def clients(self) -> int:
+        """Discovery only publishes on the agent's own session: no clients of its own."""
+        return 0
 
     def stop(self) -> None:
         """The documents stay: the device is still there, only offline (its status says so)."""

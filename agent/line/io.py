@@ -55,6 +55,7 @@ class LineIO:
         self._last_seq = 0
         self._thread: threading.Thread | None = None
         self._outputs: dict[int, str] = {}  # line offset -> chip name, for the pulse scheduler
+        self.interlock: dict[str, bool | None] = {"ready": None, "fault": None}  # as last set
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self, triggers: Triggers) -> None:
@@ -139,8 +140,10 @@ class LineIO:
     def _set_interlock(self, *, ready: bool, fault: bool) -> None:
         if self.cfg.ready is not None:
             self._set(self.cfg.ready, ready)
+            self.interlock["ready"] = ready
         if self.cfg.fault is not None:
             self._set(self.cfg.fault, fault)
+            self.interlock["fault"] = fault
 
     def _set(self, out: OutputLineConfig | Any, active: bool) -> None:
         chip = self.chips.get(_chip_name(out.chip))
@@ -151,4 +154,5 @@ class LineIO:
         self.chips[self._outputs[line]].set(line, active)
 
     def health(self) -> dict[str, Any]:
-        return {"bounced": self.bounced, "reject_jitter": self._pulses.jitter.summary()}
+        """Bounced edges, reject jitter and the interlock outputs as last set (None: not wired)."""
+        return {"bounced": self.bounced, "reject_jitter": self._pulses.jitter.summary(), **self.interlock}

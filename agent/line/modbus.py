@@ -65,6 +65,8 @@ def registers(s: Snapshot) -> list[int]:
 class ModbusServer:
     """Runs pymodbus on its own thread and event loop; ``start`` returns once it listens."""
 
+    name = "modbus"
+
     def __init__(self, cfg: ModbusConfig, *, state: LineState, fire: FireFn) -> None:
         assert cfg.listen is not None
         self._pm = require("pymodbus", "modbus")
@@ -94,6 +96,11 @@ class ModbusServer:
             asyncio.run_coroutine_threadsafe(server.shutdown(), loop).result(5.0)
         if self._thread is not None:
             self._thread.join(5.0)
+
+    def clients(self) -> int:
+        """TCP connections open now (a PLC that connected and never reads counts too)."""
+        server = self._server
+        return len(server.active_connections) if server is not None else 0
 
     def _run(self, ready: Future[int]) -> None:
         self._loop = asyncio.new_event_loop()

@@ -47,7 +47,29 @@ VARIABLES: tuple[tuple[str, str, Callable[[Snapshot], Any]], ...] = (
 )
 
 
+class _SecureChannelsOnly:
+    """asyncua's user manager, used to refuse a session on an unsecured channel.
+
+    asyncua offers only the configured policies in its endpoints, but its server still opens a
+    ``None`` secure channel for a client that skips the endpoint check, and serves it. A session on
+    such a channel has an empty peer certificate, so refusing those at activation (BadUserAccessDenied)
+    closes the hole. Any client certificate is accepted on a secured channel (no trust list yet).
+    """
+
+    def get_user(
+        self, iserver: Any, username: Any = None, password: Any = None, certificate: Any = None
+    ) -> Any:
+        from asyncua.crypto.permission_rules import User, UserRole
+
+        if not certificate:  # b"" on a None channel
+            log.warning("opcua_unsecured_session_refused")
+            return None
+        return User(role=UserRole.User)
+
+
 class OpcuaServer:
+    name = "opcua"
+
     def __init__(
         self, cfg: OpcuaConfig, base_dir: Path, *, device: str, state: LineState, fire: Callable[[str], Any]
     ) -> None:
@@ -63,6 +85,7 @@ class OpcuaServer:
         self._stopping: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._nodes: dict[str, Any] = {}
+        self._server: Any = None
 
     def start(self) -> None:
         ready: Future[int] = Future()
@@ -81,6 +104,12 @@ class OpcuaServer:
         if self._thread is not None:
             self._thread.join(10.0)
 
+    def clients(self) -> int:
+        """TCP connections open now (asyncua keeps one protocol per connection)."""
+        server = self._server
+        bserver = getattr(server, "bserver", None) if server is not None else None
+        return len(bserver.clients) if bserver is not None else 0
+
     def _run(self, ready: Future[int]) -> None:
         self._loop = asyncio.new_event_loop()
         try:
@@ -95,7 +124,7 @@ class OpcuaServer:
 
     async def _serve(self, ready: Future[int]) -> None:
         self._stopping = asyncio.Event()
-        server = await self._build()
+        server = self._server = await self._build()
         async with server:
             ready.set_result(self._bound_port(server))
             while not self._stopping.is_set():
@@ -105,7 +134,8 @@ class OpcuaServer:
 
     async def _build(self) -> Any:
         ua = self._ua.ua
-        server = self._ua.Server()
+        secure = self.cfg.certificate is not None and self.cfg.private_key is not None
+        server = self._ua.Server(user_manager=_SecureChannelsOnly() if secure else None)
         await server.init()
         host, _, port = (self.cfg.listen or "").rpartition(":")
         server.set_endpoint(f"opc.tcp://{host}:{port}/inspection/")

@@ -32,11 +32,15 @@ from agent.publish import Sink
 log = structlog.get_logger(__name__)
 
 DEFAULT_TIMEOUT_S = 5.0
+COMMAND_SOURCES = frozenset({"mqtt", "console"})
 
 
 class Part(Protocol):
+    name: str  # its key under the health report's line_io.clients
+
     def start(self) -> None: ...
     def stop(self) -> None: ...
+    def clients(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +71,16 @@ class Line(FrameObserver):
         sink: Sink,
         topics: Topics,
         emit: EventSink,
-        chips: ChipFactory = open_gpiod,
+        chips: ChipFactory | None = None,
     ) -> None:
         self.cfg = cfg
         self.hooks = hooks
         self.state = LineState()
         self.io = (
-            LineIO(cfg.io, chips=chips, state=self.state, emit=emit, agent_state=hooks.agent_state)
-            if cfg.io.enabled
+            LineIO(
+                cfg.io, chips=chips or open_gpiod, state=self.state, emit=emit, agent_state=hooks.agent_state
+            )
+            if cfg.io.enabled  # open_gpiod looked up here, so a test can put the in-memory chip there
             else None
         )
         self.triggers = Triggers(
@@ -115,11 +121,21 @@ class Line(FrameObserver):
     def fire(self, source: str) -> TriggerStamp | None:
         return self.triggers.fire(source)
 
+    def command(self, timeout: float, source: str = "mqtt") -> ResultPayload:
+        """A trigger asked by a command (MQTT ``cmd/trigger``, the console): the same queue as every
+        other source, so it is counted missed/overlapped like them and its result carries its tag."""
+        stamp = self.triggers.fire(source)
+        if stamp is None:
+            raise CommandError("trigger refused: inspections are not keeping up (counted as missed)")
+        return stamp.reply.result(timeout)
+
     def _inspect(self, stamp: TriggerStamp) -> ResultPayload:
         if self.cfg.camera.mode != "trigger":
             raise CommandError("the camera is not in trigger mode (camera.mode: trigger)")
         tag = TriggerTag(seq=stamp.seq, ts=stamp.ts_ms, source=stamp.source, exposure_delay_ms=0.0)
-        return self.hooks.trigger(self._timeout, stamp.mono, self._settle_s, tag)
+        # A command has no part in front of the camera to settle: only frames from before it are stale.
+        settle = 0.0 if stamp.source in COMMAND_SOURCES else self._settle_s
+        return self.hooks.trigger(self._timeout, stamp.mono, settle, tag)
 
     # -- observer hooks -----------------------------------------------------------------
     def observe(self, frame: Frame, result: InferenceResult, payload: ResultPayload) -> None:
@@ -142,24 +158,34 @@ class Line(FrameObserver):
             self.io.tick()
 
     def health(self) -> dict[str, Any]:
+        """The ``line_io`` section of the health report (agent/protocol/schemas/health.schema.json)."""
         s = self.state.snapshot()
-        section: dict[str, Any] = {
-            "triggers": s.triggers,
-            "missed": s.missed,
-            "overlapped": s.overlapped,
-            "rejects": s.rejects,
-            "late_rejects": s.late_rejects,
-            "failed": self.triggers.failed,
+        io = self.io.health() if self.io is not None else {}
+        jitter = io.get("reject_jitter") or {}
+        return {
+            "state": s.state,
+            "ready": io.get("ready"),
+            "fault": io.get("fault"),
+            "triggers": {
+                "received": s.triggers,
+                "missed": s.missed,
+                "overlapped": s.overlapped,
+                "failed": self.triggers.failed,
+                "bounced": io.get("bounced", 0),
+            },
+            "rejects": {"fired": s.rejects, "late": s.late_rejects},
+            "jitter_ms": {k: jitter.get(k) for k in ("p50_ms", "p99_ms", "max_ms")}
+            | {"count": jitter.get("count", 0)},
+            "clients": {part.name: part.clients() for part in self.parts},
         }
-        if self.io is not None:
-            section.update(self.io.health())
-        return section
 
 
 def wanted(cfg: AgentConfig) -> bool:
-    """Whether this config uses any part of the line integration."""
+    """Whether this config uses any part of the line integration (trigger mode alone uses its queue:
+    MQTT and console triggers go through it)."""
     return (
-        cfg.io.enabled
+        cfg.camera.mode == "trigger"
+        or cfg.io.enabled
         or cfg.modbus.listen is not None
         or cfg.opcua.listen is not None
         or cfg.sparkplug.enabled
@@ -174,7 +200,7 @@ def build_lines(
     sink: Sink,
     topics: Topics,
     emit: EventSink,
-    chips: ChipFactory = open_gpiod,
+    chips: ChipFactory | None = None,
 ) -> list[Line]:
     """[] when the config uses no part of the line (the composition root then has nothing to wire)."""
     return [Line(cfg, hooks, sink=sink, topics=topics, emit=emit, chips=chips)] if wanted(cfg) else []

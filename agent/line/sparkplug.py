@@ -12,12 +12,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import structlog
 
 from agent.config import read_password
 from agent.config.schema import AgentConfig
+from agent.fsutil import write_atomic
 from agent.line import require
 from agent.line.sparkplug_pb import DataType, payload_class
 from agent.line.state import LineState, Snapshot
@@ -27,6 +29,7 @@ log = structlog.get_logger(__name__)
 NAMESPACE = "spBv1.0"
 MIN_INTERVAL_S = 0.1  # DDATA at most this often: SCADA needs the numbers, not every frame
 REBIRTH = "Node Control/Rebirth"
+BDSEQ_FILE = "sparkplug-bdseq"  # in state.dir: the last session's bdSeq, so a restart takes the next one
 
 # Device metrics: (name, alias, datatype, value from a snapshot).
 METRICS: tuple[tuple[str, int, DataType, Callable[[Snapshot], Any]], ...] = (
@@ -59,7 +62,35 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _next_bd_seq(path: Path) -> int:
+    """The bdSeq for this process's first session: one past the last one used (0 the first time).
+
+    A host application matches an NDEATH to its NBIRTH by bdSeq; starting again at 0 after a restart
+    would let the previous run's late will kill the new session. Written at once, atomically.
+    """
+    try:
+        last = int(path.read_text(encoding="ascii").strip())
+        bd_seq = (last + 1) % 256 if 0 <= last < 256 else 0
+    except FileNotFoundError:
+        bd_seq = 0
+    except (OSError, ValueError) as exc:  # unreadable or garbage: start over, say so once
+        log.warning("sparkplug_bdseq_unreadable", path=str(path), error=str(exc)[:200])
+        bd_seq = 0
+    _save_bd_seq(path, bd_seq)
+    return bd_seq
+
+
+def _save_bd_seq(path: Path, bd_seq: int) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, f"{bd_seq}\n")
+    except OSError as exc:  # a read-only state dir costs continuity across a restart, not the session
+        log.warning("sparkplug_bdseq_not_saved", path=str(path), error=str(exc)[:200])
+
+
 class SparkplugNode:
+    name = "sparkplug"
+
     def __init__(self, cfg: AgentConfig, *, state: LineState, fire: Callable[[str], Any]) -> None:
         require("google.protobuf", "sparkplug")
         self._payload = payload_class()
@@ -69,7 +100,8 @@ class SparkplugNode:
         self.cfg = cfg
         self._state = state
         self._fire = fire
-        self.bd_seq = 0
+        self._bd_path = cfg.state_dir / BDSEQ_FILE
+        self.bd_seq = _next_bd_seq(self._bd_path)
         self._seq = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -124,6 +156,10 @@ class SparkplugNode:
         self._client.disconnect()
         self._client.loop_stop()
 
+    def clients(self) -> int:
+        """1 while this node's broker session is up and born, else 0."""
+        return int(self._born)
+
     def _on_connect(self, client: Any, _u: Any, _flags: Any, rc: Any, _props: Any = None) -> None:
         if rc.is_failure:
             log.warning("sparkplug_connect_refused", reason=str(rc))
@@ -132,10 +168,14 @@ class SparkplugNode:
         self.birth()
 
     def _on_disconnect(self, client: Any, *_args: Any) -> None:
-        """The next session has the next bdSeq, and its will must say so."""
+        """The next session has the next bdSeq, and its will must say so (not after a clean stop: the
+        next process takes the next one from the file, so NDEATH n is followed by NBIRTH n+1)."""
+        if self._stop.is_set():
+            return
         with self._lock:
             self._born = False
             self.bd_seq = (self.bd_seq + 1) % 256
+            _save_bd_seq(self._bd_path, self.bd_seq)
         self._set_will(client)
 
     def birth(self) -> None:
@@ -196,8 +236,7 @@ class SparkplugNode:
         try:
             payload = self._payload.FromString(msg.payload)
         except Exception as exc:
-            self.malformed += 1
-            log.warning("sparkplug_command_malformed", topic=msg.topic, error=str(exc)[:200])
+            self._refuse("sparkplug_command_malformed", topic=msg.topic, error=str(exc)[:200])
             return
         for metric in payload.metrics:
             name = metric.name or next((n for n, a, *_ in METRICS if a == metric.alias), "")
@@ -206,5 +245,10 @@ class SparkplugNode:
             elif name == "Trigger" and metric.boolean_value:
                 self._fire("sparkplug")
             else:
-                self.malformed += 1
-                log.warning("sparkplug_command_unknown", topic=msg.topic, metric=name[:100])
+                self._refuse("sparkplug_command_unknown", topic=msg.topic, metric=name[:100])
+
+    def _refuse(self, event: str, **fields: Any) -> None:
+        """Count a bad command; log the 1st, 2nd, 4th, 8th... so a flood cannot flood the journal."""
+        self.malformed += 1
+        if self.malformed & (self.malformed - 1) == 0:
+            log.warning(event, refused=self.malformed, **fields)

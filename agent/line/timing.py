@@ -48,15 +48,18 @@ class Jitter:
         if len(self.samples) > 1000:
             del self.samples[:500]
 
-    def summary(self) -> dict[str, float]:
+    def summary(self) -> dict[str, float | None]:
+        """count since start; p50/p99/max/mean of the last samples (None before the first)."""
         if not self.samples:
-            return {"count": 0}
+            return {"count": self.count, "p50_ms": None, "p99_ms": None, "max_ms": None, "mean_ms": None}
         ordered = sorted(self.samples)
+        n = len(ordered)
         return {
             "count": self.count,
-            "mean_ms": round(sum(ordered) / len(ordered), 3),
-            "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 3),
+            "p50_ms": round(ordered[n // 2], 3),
+            "p99_ms": round(ordered[min(n - 1, int(n * 0.99))], 3),
             "max_ms": round(ordered[-1], 3),
+            "mean_ms": round(sum(ordered) / n, 3),
         }
 
 

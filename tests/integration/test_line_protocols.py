@@ -25,6 +25,9 @@ from agent.line.opcua import OpcuaServer
 from agent.line.service import Line
 from agent.line.sparkplug import SparkplugNode
 from agent.line.sparkplug_pb import payload_class
+from agent.line.state import LineState
+from agent.line.trigger import Triggers, TriggerStamp
+from agent.protocol.payloads import ResultPayload
 from agent.protocol.topics import Topics
 from tests.support.agentproc import write_config
 from tests.support.mosquitto import Mosquitto, Subscriber
@@ -192,3 +195,188 @@ def test_home_assistant_finds_the_device(agent: Agent, mosquitto: Mosquitto, uni
     states = {c["state_topic"] for c in configs.values()}
     assert states == {topics.result, topics.health}
     assert all(c["availability_topic"] == topics.status for c in configs.values())
+
+
+# -- OPC UA with Basic256Sha256 ------------------------------------------------------------------
+
+
+def _self_signed(directory: Path, name: str, uri: str, use: Any) -> tuple[Path, Path]:
+    """An RSA key and certificate (Basic256Sha256 needs RSA; tests/support/certs.py makes EC ones)."""
+    from asyncua.crypto.cert_gen import setup_self_signed_certificate
+
+    key, cert = directory / f"{name}-key.pem", directory / f"{name}-cert.der"
+    asyncio.run(setup_self_signed_certificate(key, cert, uri, "localhost", [use], {"commonName": name}))
+    return key, cert
+
+
+@pytest.fixture
+def secure_opcua(tmp_path: Path) -> Iterator[tuple[OpcuaServer, Triggers, Path]]:
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from agent.config.line import OpcuaConfig
+
+    key, cert = _self_signed(
+        tmp_path, "server", "urn:freeopcua:python:server", ExtendedKeyUsageOID.SERVER_AUTH
+    )
+    state = LineState()
+
+    def inspect(stamp: TriggerStamp) -> ResultPayload:  # the part's result, as the pipeline would give it
+        state.add(parts=1)
+        return {"label": "scratch", "defect": True}  # type: ignore[typeddict-item]
+
+    triggers = Triggers(inspect, state=state)
+    triggers.start()
+    cfg = OpcuaConfig(listen="127.0.0.1:0", certificate=cert.name, private_key=key.name)
+    server = OpcuaServer(cfg, tmp_path, device="cam-01", state=state, fire=triggers.fire)
+    server.start()
+    yield server, triggers, tmp_path
+    server.stop()
+    triggers.stop()
+
+
+def test_opcua_with_basic256sha256_serves_a_client_with_its_certificate(
+    secure_opcua: tuple[OpcuaServer, Triggers, Path],
+) -> None:
+    from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    server, _triggers, directory = secure_opcua
+    ckey, ccert = _self_signed(directory, "client", "urn:plc:client", ExtendedKeyUsageOID.CLIENT_AUTH)
+    url = f"opc.tcp://127.0.0.1:{server.port}/inspection/"
+
+    async def session(mode: Any) -> tuple[int, str, int, str]:
+        client = asyncua.Client(url, timeout=10)
+        client.application_uri = "urn:plc:client"
+        await client.set_security(
+            SecurityPolicyBasic256Sha256, str(ccert), str(ckey),
+            server_certificate=str(directory / "server-cert.der"), mode=mode,
+        )  # fmt: skip
+        async with client:
+            ns = await client.get_namespace_index("urn:inspection-agent")
+            device = await client.nodes.objects.get_child([f"{ns}:Inspection", f"{ns}:cam-01"])
+            seq, label = await device.call_method(f"{ns}:Trigger")
+            await asyncio.sleep(0.3)  # one refresh of the variables
+            parts = await (await device.get_child(f"{ns}:PartCount")).read_value()
+            state = await (await device.get_child(f"{ns}:State")).read_value()
+            return seq, label, parts, state
+
+    mode = asyncua.ua.MessageSecurityMode
+    assert asyncio.run(session(mode.SignAndEncrypt)) == (1, "scratch", 1, "starting")
+    assert asyncio.run(session(mode.Sign))[:3] == (2, "scratch", 2)
+
+
+def test_opcua_refuses_a_client_without_security_when_a_certificate_is_configured(
+    secure_opcua: tuple[OpcuaServer, Triggers, Path],
+) -> None:
+    server, triggers, _directory = secure_opcua
+    url = f"opc.tcp://127.0.0.1:{server.port}/inspection/"
+
+    async def insecure() -> None:  # a well-behaved client finds no endpoint without security
+        async with asyncua.Client(url, timeout=10) as client:
+            await client.nodes.objects.get_children()
+
+    with pytest.raises(asyncua.ua.UaError, match="No matching endpoints"):
+        asyncio.run(insecure())
+
+    async def forced() -> list[str]:
+        """A client that skips the endpoint check and opens a None channel anyway (asyncua's server
+        accepts the channel): the session must not activate, and nothing can be read or called."""
+        ua = asyncua.ua
+        client = asyncua.Client(url, timeout=10)
+        await client.connect_socket()
+        await client.send_hello()
+        await client.open_secure_channel()
+        refusals = []
+        try:
+            me = ua.ApplicationDescription(
+                ApplicationUri="urn:rogue", ApplicationType=ua.ApplicationType.Client
+            )
+            params = ua.CreateSessionParameters(
+                ClientDescription=me, EndpointUrl=url, SessionName="rogue", RequestedSessionTimeout=60000,
+                ClientNonce=b"0" * 32,
+            )  # fmt: skip
+            await client.uaclient.create_session(params)
+            activate = ua.ActivateSessionParameters(
+                LocaleIds=["en"], UserIdentityToken=ua.AnonymousIdentityToken(PolicyId="anonymous")
+            )
+            namespaces = ua.ReadValueId(NodeId=ua.NodeId(2255, 0), AttributeId=ua.AttributeIds.Value)
+            read = ua.ReadParameters(NodesToRead=[namespaces])
+            for attempt in (
+                lambda: client.uaclient.activate_session(activate),
+                lambda: client.uaclient.read(read),
+            ):
+                try:
+                    await attempt()
+                except ua.UaStatusCodeError as exc:
+                    refusals.append(type(exc).__name__)
+        finally:
+            client.disconnect_socket()
+        return refusals
+
+    assert asyncio.run(forced()) == ["BadUserAccessDenied", "BadSessionNotActivated"]
+    assert triggers.failed == 0 and triggers_received(server) == 0  # nothing was triggered
+    _wait(lambda: server.clients() == 0, 5)  # and the refused connections are closed
+
+
+def triggers_received(server: OpcuaServer) -> int:
+    return server._state.snapshot().triggers  # the state the server serves
+
+
+# -- Sparkplug bdSeq across restarts ---------------------------------------------------------------
+
+
+def test_sparkplug_bdseq_continues_across_a_restart(
+    mosquitto: Mosquitto, unique_prefix: str, tmp_path: Path
+) -> None:
+    """Each NDEATH carries its NBIRTH's bdSeq, and the next process's NBIRTH takes the next one
+    (kept in state.dir), so a host never matches an old death to a new birth."""
+    config = write_config(
+        tmp_path / "agent", port=mosquitto.port, prefix=unique_prefix, source="synthetic:1",
+        sparkplug={"enabled": True, "group_id": unique_prefix},
+    )  # fmt: skip
+    cfg = load_config(config)
+    payload = payload_class()
+
+    def bd_seq(raw: bytes) -> int:
+        return int({m.name: m.long_value for m in payload.FromString(raw).metrics}["bdSeq"])
+
+    seen: list[tuple[str, int]] = []
+    with Subscriber(mosquitto.port, f"spBv1.0/{unique_prefix}/+/+") as sub:
+        for run in range(3):
+            node = SparkplugNode(cfg, state=LineState(), fire=lambda _source: None)
+            node.start()
+            births = sub.wait_for(run + 1, timeout=10, where=lambda m: "/NBIRTH/" in m[0])
+            node.stop()
+            deaths = sub.wait_for(run + 1, timeout=10, where=lambda m: "/NDEATH/" in m[0])
+            seen += [("birth", bd_seq(births[-1][1])), ("death", bd_seq(deaths[-1][1]))]
+    assert seen == [("birth", 0), ("death", 0), ("birth", 1), ("death", 1), ("birth", 2), ("death", 2)]
+    assert (cfg.state_dir / "sparkplug-bdseq").read_text() == "2\n"
+
+
+def test_sparkplug_bdseq_file_that_is_garbage_starts_over_at_zero(tmp_path: Path) -> None:
+    from agent.line.sparkplug import _next_bd_seq
+
+    path = tmp_path / "sparkplug-bdseq"
+    path.write_text("not a number")
+    assert _next_bd_seq(path) == 0 and path.read_text() == "0\n"
+    path.write_text("255\n")
+    assert _next_bd_seq(path) == 0  # wraps like every Sparkplug sequence
+    assert _next_bd_seq(path) == 1
+
+
+def test_an_mqtt_trigger_command_goes_through_the_line_queue_with_its_tag(
+    agent: Agent, mosquitto: Mosquitto
+) -> None:
+    topics: Topics = agent.topics
+    replies = f"{topics.root}/replies"
+    with Subscriber(mosquitto.port, [replies, topics.result]) as sub:
+        sub.publish(topics.cmd("trigger"), b"{}", response_topic=replies, correlation=b"m1")
+        got = sub.wait_for(1, 15, where=lambda m: m[0] == replies)
+        published = sub.wait_for(1, 10, where=lambda m: m[0] == topics.result)
+    reply = json.loads(got[0][1])
+    assert reply["ok"], reply
+    tag = reply["result"]["trigger"]
+    assert tag["source"] == "mqtt" and tag["seq"] == 1 and tag["exposure_delay_ms"] >= 0
+    assert json.loads(published[0][1])["trigger"] == tag  # the published result carries it too
+    health = agent.lines[0].health()
+    assert health["triggers"]["received"] == 1 and health["triggers"]["missed"] == 0

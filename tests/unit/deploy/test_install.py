@@ -304,3 +304,37 @@ def test_real_pip_install_into_a_venv_under_the_root(tmp_path: Path) -> None:
     assert is_complete(store)  # seeded by the venv's own `store install`
     status = wrapper(root, cli, "status")
     assert status.returncode == 1 and "NOT RUNNING" in status.stdout, status.stdout + status.stderr
+
+
+def test_io_installs_the_gpio_drop_in_for_the_instance_and_the_io_extra(tmp_path: Path) -> None:
+    from deploy import systemd_check as sc
+
+    root = pi_root(tmp_path / "root")
+    dry = install(root, "--dry-run", "--arch", "aarch64", "--io", "--instance", "line3").stdout
+    assert f"{REPO}[tflite,io]" in dry
+    install(root, "--skip-pip", "--arch", "aarch64", "--io", "--instance", "line3")
+    units = root / "etc/systemd/system"
+    drop_in = units / "inspection-agent@line3.service.d/gpio.conf"
+    assert drop_in.read_bytes() == (REPO / "systemd/inspection-agent-gpio.conf").read_bytes()
+    if not sc.available():
+        pytest.skip("systemd-analyze not installed: the drop-in's parse is not checked")
+    # The installed unit plus its drop-in, as systemd would load them: parsed without a warning,
+    # and the drop-in really lands (the device ACL gains the GPIO chips).
+    staged = sc.stage_units(tmp_path / "scratch", units_dir=REPO / "systemd")
+    shutil.copytree(drop_in.parent, staged / drop_in.parent.name)
+    result = sc.verify(staged, instance="line3")
+    assert result.clean, result.output
+    unit = str(staged / "inspection-agent@line3.service")
+    report = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", "--no-pager", unit],
+        capture_output=True, text=True, timeout=60, check=False,
+    ).stdout  # fmt: skip
+    assert "char-gpiochip:rw" in report
+
+
+def test_io_is_refused_for_the_collector_and_absent_without_the_flag(tmp_path: Path) -> None:
+    root = pi_root(tmp_path / "root")
+    refused = run_install(root, "--profile", "collector", "--io", "--skip-pip", "--arch", "aarch64")
+    assert refused.returncode == 2 and "--io is for a device instance" in refused.stderr
+    install(root, "--skip-pip", "--arch", "aarch64")
+    assert not list((root / "etc/systemd/system").glob("*.service.d"))
