@@ -2,7 +2,8 @@
 # Install what the test suite needs and run it. This is the README's test command, and CI runs exactly this.
 #   OS packages: a real MQTT broker, OpenSSH server, GStreamer's RTSP server, ffmpeg, systemd-analyze,
 #   chromium + chromium-driver (the review app's browser tests, through selenium).
-#   Python: a venv in .venv with the agent and its tflite, onnx, dev, collector and web extras, plus
+#   Python: a venv in .venv with the agent and its tflite, onnx, dev, collector, web, io, plc and
+#   sparkplug extras, plus
 #   the train extra (TensorFlow, ~1.5 GB: tests marked `train` retrain the demo model) when the
 #   selected tests need it.
 # Extra arguments go to pytest. With none, every test runs (CI runs exactly that).
@@ -41,7 +42,7 @@ if [ "${1:-}" = "--quick" ]; then
   set -- -m "not slow" "$@"
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[tflite,onnx,dev,collector,web]'
+.venv/bin/python -m pip install -q -e '.[tflite,onnx,dev,collector,web,io,plc,sparkplug]'
 
 # Ask pytest itself (same arguments: -m, -k, paths) whether any selected test is marked `train`;
 # if the collection fails for any reason, install the extra anyway.
@@ -61,7 +62,7 @@ with open(sys.argv[1], "w") as out:
 PY
 needs_train=$(cat "$answer"); rm -f "$answer"
 if [ "$needs_train" != "no" ]; then
-  .venv/bin/python -m pip install -q -e '.[tflite,onnx,dev,collector,web,train]'
+  .venv/bin/python -m pip install -q -e '.[tflite,onnx,dev,collector,web,io,plc,sparkplug,train]'
 else
   echo "no selected test is marked train: the train extra (TensorFlow) is not installed"
 fi
