@@ -92,11 +92,15 @@ class Ingest:
         """
         plan = self._plan(batch)
         fresh = [(s.row.path, s.jpeg) for s in plan.fresh if s.row.id not in batch.in_place]
-        self.storage.write_batch(fresh + batch.files + plan.files)
+        taken = self.storage.create_batch(fresh)
+        if taken:
+            self._settle(plan, taken)
+        self.storage.write_batch(batch.files + plan.files)
         stored = self.index.record(
             [s.row for s in plan.fresh], batch.events, batch.quarantined + plan.quarantined
         )
-        raced = len(plan.fresh) - len(stored)  # another collector stored the same ids meanwhile
+        lost = [s for s in plan.fresh if s.row.id not in stored]  # another collector's row won
+        raced = self._lost_race(lost, plan, batch.in_place) if lost else 0
         c = self.counts
         c["received"] += batch.count
         c["stored"] += len(stored)
@@ -115,22 +119,70 @@ class Ingest:
             elif self._stored_image(sample_id) in (sample.jpeg, None):
                 plan.duplicates += 1
             else:
-                plan.conflicts += 1
-                digest = hashlib.sha256(sample.jpeg).hexdigest()[:12]
-                key = f"{QUARANTINE}/{_day()}/{sample_id}-conflict-{digest}"
-                reason = f"sample id {sample_id} is already stored with a different image"
-                plan.files += _quarantine_files(key, sample.message, reason, self.parser.cfg.limits.max_bytes)
-                plan.quarantined.append(QuarantineRow(sample.message.topic, reason, f"{key}.bin"))
-                log.warning("sample_conflict", id=sample_id, topic=sample.message.topic)
+                self._conflict(plan, sample)
         return plan
+
+    def _settle(self, plan: _Plan, taken: set[str]) -> None:
+        """Objects whose key was taken when this batch created them: another collector (or an
+        earlier attempt of this batch) stored that id first. The same image is a redelivery, the
+        index's unique id decides which row stays; a different image is a conflict, and the first
+        stored copy stays (never overwritten), as with a redelivery that conflicts."""
+        keep: list[Sample] = []
+        for sample in plan.fresh:
+            if sample.row.path not in taken:
+                keep.append(sample)
+                continue
+            stored = self.storage.read(sample.row.path)  # a StorageError: retried, unacknowledged
+            if stored == sample.jpeg:
+                keep.append(sample)
+            else:
+                self._conflict(plan, sample)
+        plan.fresh = keep
+
+    def _lost_race(self, lost: list[Sample], plan: _Plan, in_place: set[str]) -> int:
+        """Samples whose row another collector committed first: the same image is a redelivery;
+        a different one is quarantined. An object this batch created under another key (the
+        winner's metadata named another label, so another path) is removed: no row points at it.
+        Returns how many were redeliveries. (Killed before this finishes: the message is
+        redelivered, and the plan sees the id stored and decides the same.)"""
+        conflicts = _Plan()
+        for sample in lost:
+            row = self.index.sample(sample.row.id)
+            winner = None if row is None else row["path"]
+            if winner != sample.row.path and sample.row.id not in in_place:
+                self.storage.delete(sample.row.path)
+            if winner is not None and self._read(winner) not in (sample.jpeg, None):
+                self._conflict(conflicts, sample)
+        if conflicts.conflicts:
+            self.storage.write_batch(conflicts.files)
+            self.index.record([], [], conflicts.quarantined)
+            plan.conflicts += conflicts.conflicts
+            plan.quarantined += conflicts.quarantined
+        return len(lost) - conflicts.conflicts
+
+    def _read(self, key: str) -> bytes | None:
+        try:
+            return self.storage.read(key)
+        except StorageUnavailableError:
+            raise
+        except StorageError:
+            return None
+
+    def _conflict(self, plan: _Plan, sample: Sample) -> None:
+        """Quarantine a sample whose id is already stored with a different image."""
+        sample_id = sample.row.id
+        plan.conflicts += 1
+        digest = hashlib.sha256(sample.jpeg).hexdigest()[:12]
+        key = f"{QUARANTINE}/{_day()}/{sample_id}-conflict-{digest}"
+        reason = f"sample id {sample_id} is already stored with a different image"
+        plan.files += _quarantine_files(key, sample.message, reason, self.parser.cfg.limits.max_bytes)
+        plan.quarantined.append(QuarantineRow(sample.message.topic, reason, f"{key}.bin"))
+        log.warning("sample_conflict", id=sample_id, topic=sample.message.topic)
 
     def _stored_image(self, sample_id: str) -> bytes | None:
         """The stored image of a known sample; None when its file is gone (fsck reports that)."""
         row = self.index.sample(sample_id)
-        try:
-            return None if row is None else self.storage.read(row["path"])
-        except StorageError:
-            return None
+        return None if row is None else self._read(row["path"])
 
     def _sort(self, msg: Incoming, batch: Prepared) -> None:
         """The per-message error boundary: whatever goes wrong with one message quarantines it alone."""

@@ -84,7 +84,16 @@ class S3Storage:
         if items:
             list(self._pool.map(lambda item: self._put(*item), items))
 
-    def _put(self, key: str, data: bytes) -> None:
+    def create_batch(self, items: Sequence[tuple[str, bytes]]) -> set[str]:
+        """Store each object only where its key is free (``If-None-Match: *``, an atomic test in the
+        store): the keys already taken come back, untouched. Two collectors racing on one sample id
+        therefore cannot overwrite each other's image; the caller compares and quarantines."""
+        if not items:
+            return set()
+        created = list(self._pool.map(lambda item: self._put(item[0], item[1], only_new=True), items))
+        return {key for (key, _), new in zip(items, created, strict=True) if not new}
+
+    def _put(self, key: str, data: bytes, only_new: bool = False) -> bool:
         """A PUT through a presigned URL on a plain HTTP pool: the same SigV4 authentication as
         ``put_object`` at a third of its CPU (measured: 0.5 against 1.3 ms per 50 KB object), which
         matters when the collector shares its cores with the store. ``Content-MD5`` makes the
@@ -93,12 +102,16 @@ class S3Storage:
         params = {"Bucket": self.bucket, "Key": self.key(key), "ContentType": _type(key), "ContentMD5": md5}
         url = self._client.generate_presigned_url("put_object", Params=params, ExpiresIn=300)
         headers = {"Content-Type": _type(key), "Content-MD5": md5}
+        if only_new:
+            headers["If-None-Match"] = "*"
         try:
             response = self._http.request("PUT", url, body=data, headers=headers, retries=False)
         except Exception as exc:  # connection refused, reset, timeout
             raise StorageUnavailableError(f"cannot store {key} in {self.where}: {exc}") from exc
         if response.status // 100 == 2:
-            return
+            return True
+        if only_new and response.status == 412:  # PreconditionFailed: the key is taken
+            return False
         code = _xml_code(response.data) or str(response.status)
         text = f"cannot store {key} in {self.where}: HTTP {response.status} {code}"
         raise (StorageUnavailableError if response.status >= 500 else StorageError)(text)

@@ -35,6 +35,10 @@ class Storage(Protocol):
         """Store every item durably (replacing a file of the same key) before returning."""
         ...
 
+    def create_batch(self, items: Sequence[tuple[str, bytes]]) -> set[str]:
+        """Like ``write_batch``, but never replaces an object: returns the keys already taken."""
+        ...
+
     def move(self, src: str, dst: str) -> None:
         """Rename durably; the destination's directory is created."""
         ...
@@ -100,6 +104,13 @@ class LocalStorage:
                 _unlink(tmp)  # a full disk must get its space back before the retry
             error = StorageFullError if exc.errno in _FULL else StorageError
             raise error(f"cannot store samples under {self.root}: {exc.strerror or exc}") from exc
+
+    def create_batch(self, items: Sequence[tuple[str, bytes]]) -> set[str]:
+        """A local root has one writer (its collector's ingest thread, batches in order), and the
+        index tells it which ids are stored before it writes: no other writer can take a key
+        meanwhile, so writing is creating here. (Collectors that share a dataset use S3.)"""
+        self.write_batch(items)
+        return set()
 
     def _stage(self, key: str, data: bytes, dirs: set[Path]) -> tuple[int, Path, Path]:
         final = self.path(key)

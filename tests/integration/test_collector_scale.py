@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ import yaml
 from agent.collector import fsck
 from agent.collector.config import CollectorConfig, load_collector_config
 from agent.collector.index import Index, IndexUnavailableError
-from agent.collector.ingest import Ingest
+from agent.collector.ingest import Ingest, Prepared
 from agent.collector.messages import Incoming, Parser
 from agent.collector.review.service import ReviewService
 from agent.collector.storage import StorageError, StorageUnavailableError, open_storage
@@ -111,6 +112,73 @@ def test_two_collectors_racing_on_the_same_ids_store_each_once(
     assert sum(i.counts["stored"] for i in ingests) == 60
     assert sum(i.counts["duplicates"] for i in ingests) == 60
     assert len(seaweed.keys()) == 60
+    for i in ingests:
+        i.index.close()
+        i.storage.close()
+
+
+def test_two_collectors_racing_on_one_id_with_different_images_keep_the_first(
+    tmp_path: Path, postgres: Postgres, seaweed: SeaweedS3
+) -> None:
+    """Both collectors pass the "is it stored?" check before either writes (held at a barrier), so
+    both try to store every id: one image per id stays, never overwritten, the other is quarantined."""
+    n = 30
+    ids = [meta(jpeg())["id"] for _ in range(n)]
+    sent: dict[str, dict[str, bytes]] = {"a": {}, "b": {}}
+    batches: dict[str, list[Incoming]] = {"a": [], "b": []}
+    for who, seed in (("a", 100), ("b", 200)):
+        for i, sample_id in enumerate(ids):
+            data = jpeg(seed=seed + i)
+            # the same predicted label (so the same key) for half the ids, another for the rest
+            label = "scratch" if who == "b" and i % 2 else "ok"
+            doc = {**meta(data, label=label), "id": sample_id, "frame": 1 if who == "a" else 2}
+            sent[who][sample_id] = data
+            batches[who].append(v5(doc, data, mid=i + 1))
+    ingests = []
+    for _ in range(2):
+        cfg = scaled_config(tmp_path, postgres, seaweed)
+        ingests.append(Ingest(Parser(cfg), open_storage(cfg), Index(cfg.index_location)))
+    planned = threading.Barrier(2, timeout=60)
+
+    def run(ingest: Ingest, batch: list[Incoming]) -> None:
+        plan = ingest._plan
+
+        def plan_then_wait(prepared: Prepared) -> Any:
+            result = plan(prepared)
+            planned.wait()  # both collectors have found every id new: both will write
+            return result
+
+        ingest._plan = plan_then_wait  # type: ignore[method-assign]
+        for i in range(0, n, 10):
+            ingest.process(batch[i : i + 10])
+
+    threads = [
+        threading.Thread(target=run, args=(ing, batches[k])) for ing, k in zip(ingests, sent, strict=True)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    index = ingests[0].index
+    assert _count(index, "samples") == n
+    assert sum(i.counts["stored"] for i in ingests) == n
+    assert sum(i.counts["conflicts"] for i in ingests) == n  # every loser quarantined, none dropped
+    assert _count(index, "quarantine") == n
+    assert len(seaweed.keys(prefix="demo-defects/")) == n  # no orphan left under another label
+    for row in index.dicts("SELECT id, path, meta FROM samples"):
+        winner = "a" if json.loads(row["meta"])["frame"] == 1 else "b"
+        loser = "b" if winner == "a" else "a"
+        assert (
+            seaweed.client().get_object(Bucket=seaweed.bucket, Key=row["path"])["Body"].read()
+            == (sent[winner][row["id"]])
+        ), "the stored image is not the one of the row that won"
+        (qpath,) = [
+            r[0] for r in index.query("SELECT path FROM quarantine WHERE path LIKE ?", (f"%{row['id']}%",))
+        ]
+        assert (
+            seaweed.client().get_object(Bucket=seaweed.bucket, Key=qpath)["Body"].read()
+            == sent[loser][row["id"]]
+        )
     for i in ingests:
         i.index.close()
         i.storage.close()

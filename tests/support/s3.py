@@ -86,7 +86,7 @@ class SeaweedS3:
             f"-filer.port={p['filer']}", f"-filer.port.grpc={p['filer_grpc']}",
             "-s3", f"-s3.port={p['s3']}", f"-s3.port.grpc={p['s3_grpc']}",
             f"-s3.config={self.workdir / 's3.json'}", "-master.volumeSizeLimitMB=64",
-            "-volume.max=50", "-master.telemetry=false", "-s3.port.iceberg=0",
+            "-volume.max=50", "-master.telemetry=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
         ]  # fmt: skip
 
     def start(self, timeout: float = 60.0) -> SeaweedS3:
