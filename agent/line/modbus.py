@@ -18,8 +18,7 @@ from typing import Any
 import structlog
 
 from agent.config.line import ModbusConfig
-from agent.errors import LineError
-from agent.line import require
+from agent.line import require, serve_in_thread
 from agent.line.state import STATE_CODES, LineState, Snapshot
 
 log = structlog.get_logger(__name__)
@@ -81,13 +80,9 @@ class ModbusServer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        ready: Future[int] = Future()
-        self._thread = threading.Thread(target=self._run, args=(ready,), name="modbus", daemon=True)
-        self._thread.start()
-        try:
-            self.port = ready.result(10.0)
-        except Exception as exc:
-            raise LineError(f"modbus: cannot listen on {self.cfg.listen}: {exc}") from exc
+        self._thread, self.port = serve_in_thread(
+            "modbus", self._run, 10.0, f"modbus: cannot listen on {self.cfg.listen}"
+        )
         log.info("modbus_listening", listen=self.cfg.listen, port=self.port)
 
     def stop(self) -> None:

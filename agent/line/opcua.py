@@ -20,8 +20,7 @@ from typing import Any
 import structlog
 
 from agent.config.line import OpcuaConfig
-from agent.errors import LineError
-from agent.line import require
+from agent.line import require, serve_in_thread
 from agent.line.state import LineState, Snapshot
 
 log = structlog.get_logger(__name__)
@@ -88,13 +87,9 @@ class OpcuaServer:
         self._server: Any = None
 
     def start(self) -> None:
-        ready: Future[int] = Future()
-        self._thread = threading.Thread(target=self._run, args=(ready,), name="opcua", daemon=True)
-        self._thread.start()
-        try:
-            self.port = ready.result(30.0)
-        except Exception as exc:
-            raise LineError(f"opcua: cannot serve on {self.cfg.listen}: {exc}") from exc
+        self._thread, self.port = serve_in_thread(
+            "opcua", self._run, 30.0, f"opcua: cannot serve on {self.cfg.listen}"
+        )
         log.info("opcua_listening", listen=self.cfg.listen, port=self.port)
 
     def stop(self) -> None:
