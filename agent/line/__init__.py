@@ -9,13 +9,18 @@ wiring, the register map, the node tree and the timing figures.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from types import ModuleType
 
+import structlog
+
 from agent.errors import LineError
+
+log = structlog.get_logger(__name__)
 
 EXTRAS = {"gpiod": "io", "pymodbus": "plc", "asyncua": "plc", "google.protobuf": "sparkplug"}
 
@@ -32,15 +37,35 @@ def require(module: str, part: str) -> ModuleType:
 
 
 def serve_in_thread(
-    name: str, run: Callable[[Future[int]], None], timeout: float, failure: str
+    name: str,
+    serve: Callable[[Future[int]], Awaitable[None]],
+    timeout: float,
+    failure: str,
+    on_loop: Callable[[asyncio.AbstractEventLoop], None],
 ) -> tuple[threading.Thread, int]:
-    """Start a protocol server's event loop on its own thread; wait for the port it listens on.
+    """Run a protocol server's coroutine on its own event loop and thread; wait for its port.
 
-    ``run`` resolves the future with the bound port once the server listens (or with the error);
-    a server that does not come up within ``timeout`` stops the start with ``failure: why``.
+    ``serve`` resolves the future with the bound port once the server listens; an error before
+    that, or no port within ``timeout``, stops the start with ``failure: why``; an error after it
+    is logged (the line goes on without that server). ``on_loop`` hands the loop to the owner,
+    which stops the server through it.
     """
     ready: Future[int] = Future()
-    thread = threading.Thread(target=run, args=(ready,), name=name, daemon=True)
+
+    def run() -> None:
+        loop = asyncio.new_event_loop()
+        on_loop(loop)
+        try:
+            loop.run_until_complete(serve(ready))
+        except Exception as exc:
+            if not ready.done():
+                ready.set_exception(exc)
+            else:
+                log.exception(f"{name}_server_failed")
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
     thread.start()
     try:
         return thread, ready.result(timeout)

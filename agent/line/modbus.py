@@ -81,7 +81,7 @@ class ModbusServer:
 
     def start(self) -> None:
         self._thread, self.port = serve_in_thread(
-            "modbus", self._run, 10.0, f"modbus: cannot listen on {self.cfg.listen}"
+            "modbus", self._serve, 10.0, f"modbus: cannot listen on {self.cfg.listen}", on_loop=self._set_loop
         )
         log.info("modbus_listening", listen=self.cfg.listen, port=self.port)
 
@@ -92,20 +92,13 @@ class ModbusServer:
         if self._thread is not None:
             self._thread.join(5.0)
 
+    def _set_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
     def clients(self) -> int:
         """TCP connections open now (a PLC that connected and never reads counts too)."""
         server = self._server
         return len(server.active_connections) if server is not None else 0
-
-    def _run(self, ready: Future[int]) -> None:
-        self._loop = asyncio.new_event_loop()
-        try:
-            self._loop.run_until_complete(self._serve(ready))
-        except Exception as exc:
-            if not ready.done():
-                ready.set_exception(exc)
-        finally:
-            self._loop.close()
 
     async def _serve(self, ready: Future[int]) -> None:
         from pymodbus.server import ModbusTcpServer

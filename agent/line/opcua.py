@@ -88,7 +88,7 @@ class OpcuaServer:
 
     def start(self) -> None:
         self._thread, self.port = serve_in_thread(
-            "opcua", self._run, 30.0, f"opcua: cannot serve on {self.cfg.listen}"
+            "opcua", self._serve, 30.0, f"opcua: cannot serve on {self.cfg.listen}", on_loop=self._set_loop
         )
         log.info("opcua_listening", listen=self.cfg.listen, port=self.port)
 
@@ -99,23 +99,14 @@ class OpcuaServer:
         if self._thread is not None:
             self._thread.join(10.0)
 
+    def _set_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
     def clients(self) -> int:
         """TCP connections open now (asyncua keeps one protocol per connection)."""
         server = self._server
         bserver = getattr(server, "bserver", None) if server is not None else None
         return len(bserver.clients) if bserver is not None else 0
-
-    def _run(self, ready: Future[int]) -> None:
-        self._loop = asyncio.new_event_loop()
-        try:
-            self._loop.run_until_complete(self._serve(ready))
-        except Exception as exc:
-            if not ready.done():
-                ready.set_exception(exc)
-            else:
-                log.exception("opcua_server_failed")
-        finally:
-            self._loop.close()
 
     async def _serve(self, ready: Future[int]) -> None:
         self._stopping = asyncio.Event()
