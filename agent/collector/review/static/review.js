@@ -37,13 +37,14 @@
   function more() {
     if (!state.next || state.fetching) return;
     const params = new URLSearchParams({ ...filters, state: "unreviewed", order: "uncertainty", after: state.next });
+    const doneAtRequest = state.done;  // votes cast while the page is in flight are not in its count
     state.fetching = web.get("/api/samples?" + params).then((page) => {
       const seen = new Set(state.queue.map((it) => it.id));
       state.queue.push(...page.items.filter((it) => !seen.has(it.id)));
       state.next = page.next;
-      state.remaining = page.remaining;
+      state.remaining = page.remaining - (state.done - doneAtRequest);
       state.capped = page.remaining_capped;
-      if (!state.current) show();
+      if (!state.current) show(); else counter();
     }).catch((e) => error(e.message)).finally(() => { state.fetching = null; });
   }
 
@@ -74,7 +75,11 @@
     $("review").dataset.sample = "…";
     $("empty").hidden = !!item;
     $("review").classList.toggle("is-empty", !item);
-    if (!item) { $("image").removeAttribute("src"); $("review").dataset.sample = ""; counter(); return; }
+    if (!item) {
+      state.remaining = 0;  // skipped samples come round again, so an empty queue means nothing is left
+      state.capped = false;
+      $("image").removeAttribute("src"); $("review").dataset.sample = ""; counter(); return;
+    }
     $("missing").hidden = true;
     $("image").hidden = false;
     $("image").src = imageUrl(item.id);
