@@ -260,11 +260,14 @@ class Pipeline:
             if job is _END:
                 self._results.put(_END)
                 return
-            if self._admit(job):
-                self._infer(job, gen)
-                if gen != self._generation["infer"]:
-                    return  # this thread was declared hung and replaced: drop its late result
-                self._results.put(job)
+            if not self._admit(job):
+                if job.prepared is not None:
+                    job.prepared.release()  # its tensor serves a later frame
+                continue
+            self._infer(job, gen)
+            if gen != self._generation["infer"]:
+                return  # this thread was declared hung and replaced: drop its late result
+            self._results.put(job)
 
     def _admit(self, job: Job) -> bool:
         """Stale frames (live sources only) and frames passed over by the skip policy are dropped here."""
@@ -294,7 +297,8 @@ class Pipeline:
             t1 = time.monotonic()
             job.outputs = model.run(prepared.tensor)
             t2 = time.monotonic()
-            prepared.release()
+            prepared.release()  # the capture thread may refill its tensor from here on
+            job.prepared = None
             job.preprocess_ms, job.infer_ms = prepared.ms, (t2 - t1) * 1000.0
         except Exception as exc:  # a runtime error on one frame is counted, reported, and the line goes on
             job.error = f"{type(exc).__name__}: {exc}"
