@@ -5,8 +5,10 @@ one resize straight from the camera frame to the model's input size (stretch, le
 centre crop; OpenCV releases the GIL), colour conversion, one fused multiply-add for
 scale/mean/std and quantization (precomputed as a 256-entry table per channel and applied with
 cv2.LUT where the tensor type allows), layout, batch axis. Nothing is converted to float at frame
-size, and the float scratch and the input tensor are allocated once per model: the tensor a
-call returns is overwritten by the next call (the inference thread runs it before that).
+size, and the float scratch and the input tensor are allocated once per preprocessor: the tensor a
+call returns is overwritten by the next call unless the caller passes its own ``out`` tensor (the
+pipeline prepares frames on the capture thread, one pooled tensor per job in flight: ``fork()``
+gives that thread its own preprocessor).
 A BGR->RGB swap commutes exactly with the resize, so it runs on the small image; BGR->GRAY
 stays first (the resize then works on one channel, and the reference order is kept; resizing
 the three channels first measured slower). A frame at least 4x the input on both axes is first
@@ -61,6 +63,7 @@ class Preprocessor:
         self._swap = convert if spec.color == "RGB" else None  # after it, on the small image
         self._resize = _RESIZERS[spec.resize]
         self._finish = _normaliser(spec, tensor)
+        self._buf = self.new_tensor()
         self.view: np.ndarray | None = None
 
     @staticmethod
@@ -80,13 +83,23 @@ class Preprocessor:
                 )
         return want
 
-    def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, Transform]:
+    def new_tensor(self) -> np.ndarray:
+        """An input tensor of this model's shape and type, for :meth:`__call__`'s ``out``."""
+        return np.empty(self.shape, self.tensor.dtype)
+
+    def fork(self) -> Preprocessor:
+        """An independent preprocessor for the same model, for another thread (own scratch and view)."""
+        return Preprocessor(self.spec, self.tensor)
+
+    def __call__(self, frame: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, Transform]:
+        """The input tensor (written into ``out``, else into this preprocessor's own buffer, which
+        the next call overwrites) and the transform. Not thread-safe: one thread per instance."""
         image = frame if self._convert is None else cv2.cvtColor(frame, self._convert)
         resized, transform = self._resize(image, self.spec)
         if self._swap is not None:
             resized = cv2.cvtColor(resized, self._swap)
         self.view = resized  # the last frame at input size and colour; read by the same thread right after
-        return self._finish(resized), transform
+        return self._finish(resized, self._buf if out is None else out), transform
 
 
 def _shrink(image: np.ndarray, size: tuple[int, int], interp: int) -> np.ndarray:
@@ -137,7 +150,7 @@ _RESIZERS: dict[str, Callable[[np.ndarray, InputSpec], tuple[np.ndarray, Transfo
 }
 
 
-def _normaliser(spec: InputSpec, tensor: TensorSpec) -> Callable[[np.ndarray], np.ndarray]:
+def _normaliser(spec: InputSpec, tensor: TensorSpec) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """One fused ``x * a + b`` (scale, mean, std and input quantization folded together), then layout."""
     channels = spec.channels
     std = np.resize(np.asarray(spec.std, np.float32), channels)
@@ -155,11 +168,13 @@ def _normaliser(spec: InputSpec, tensor: TensorSpec) -> Callable[[np.ndarray], n
     nchw = spec.layout == "NCHW"
     hwc_shape = (spec.height, spec.width, channels)
     scratch = np.empty(hwc_shape, np.float32)  # allocated once: the float image at input size
-    buf = np.empty((1, channels, spec.height, spec.width) if nchw else (1, *hwc_shape), dtype)
-    target = buf[0].transpose(1, 2, 0) if nchw else buf[0]  # an HWC view into the tensor
 
-    def finish(image: np.ndarray) -> np.ndarray:
-        hwc = image.reshape(hwc_shape)
+    def hwc_view(buf: np.ndarray) -> np.ndarray:
+        first: np.ndarray = buf[0]
+        return first.transpose(1, 2, 0) if nchw else first  # the tensor seen as HWC
+
+    def finish(image: np.ndarray, buf: np.ndarray) -> np.ndarray:
+        hwc, target = image.reshape(hwc_shape), hwc_view(buf)
         if identity:
             np.copyto(target, hwc)
             return buf
@@ -183,8 +198,8 @@ def _normaliser(spec: InputSpec, tensor: TensorSpec) -> Callable[[np.ndarray], n
         np.clip(table, lo, hi, out=table)
     lut = table.astype(dtype).reshape((256, 1, channels) if channels > 1 else (256,))
 
-    def look_up(image: np.ndarray) -> np.ndarray:
-        np.copyto(target, cv2.LUT(image, lut).reshape(hwc_shape))
+    def look_up(image: np.ndarray, buf: np.ndarray) -> np.ndarray:
+        np.copyto(hwc_view(buf), cv2.LUT(image, lut).reshape(hwc_shape))
         return buf
 
     return look_up

@@ -1,9 +1,11 @@
-"""The real-time pipeline: capture -> preprocess+inference -> postprocess+publish, one thread each.
+"""The real-time pipeline: capture+preprocess -> inference -> postprocess+publish, one thread each.
 
-Native calls (OpenCV decode, the runtime's invoke) release the GIL, so the three
-stages overlap. Live sources hand frames over through a one-slot latest-frame
-slot and frames older than the budget are dropped as stale; replays go through
-a bounded lossless queue. Every frame carries its capture time and per-stage timings.
+Native calls (OpenCV decode and resize, the runtime's invoke) release the GIL, so the three
+stages overlap; each frame is preprocessed on the capture thread into its own tensor
+(agent/pipeline/prepare.py), so the inference thread only invokes. Live sources hand frames
+over through a one-slot latest-frame slot and frames older than the budget are dropped as
+stale; replays go through a bounded lossless queue. Every frame carries its capture time and
+per-stage timings.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from agent.observer import FrameObserver
 from agent.pipeline.budget import OverrunMonitor
 from agent.pipeline.handoff import BoundedQueue, Closed, Handoff, LatestSlot
 from agent.pipeline.observers import Observers, SwapWatch
+from agent.pipeline.prepare import Prepared, Preparer, prepare_for
 from agent.pipeline.stats import Counters, LatencyWindow
 from agent.pipeline.swap import ModelSlot
 from agent.protocol.payloads import ResultPayload, TriggerTag, encode, result_payload
@@ -51,6 +54,7 @@ class Job:
     error: str | None = None
     reply: Future[ResultPayload] | None = field(default=None)
     tag: TriggerTag | None = None  # the trigger this frame answers, published with its result
+    prepared: Prepared | None = None  # its input tensor, made on the capture thread
 
 
 _END: Any = object()
@@ -88,7 +92,7 @@ class Pipeline:
         self.failure: AgentError | None = None
         self.last_inspected = 0.0  # monotonic time of the last published frame (liveness)
         self.capture_started: float | None = None  # set while a capture read is in progress
-        self.infer_started: float | None = None  # set while preprocess+invoke runs
+        self.infer_started: float | None = None  # set while invoke (and any late preprocessing) runs
         self._stop = threading.Event()
         self._generation = {"capture": 0, "infer": 0}
         self._live = True
@@ -177,6 +181,7 @@ class Pipeline:
     def _capture_loop(self, gen: int) -> None:
         source = self.source
         assert source is not None
+        prepare = Preparer(self.slot)  # this thread's own preprocessor and tensors
         while not self._stop.is_set():
             self.capture_started = time.monotonic()
             try:
@@ -193,7 +198,8 @@ class Pipeline:
                 self._frames.put_final(_END)
                 return
             self.counters.captured += 1
-            if self._frames.put(Job(frame, queued_at=time.monotonic())):
+            prepared = prepare(frame)
+            if self._frames.put(Job(frame, queued_at=time.monotonic(), prepared=prepared)):
                 self.counters.dropped += 1
 
     def trigger(
@@ -222,7 +228,7 @@ class Pipeline:
         assert job.reply is not None
         return job.reply.result(timeout)
 
-    # -- stage 2: preprocess + inference ------------------------------------------------
+    # -- stage 2: inference -------------------------------------------------------------
     def budget_ms(self, model: LoadedModel) -> float:
         return self.cfg.inference.budget_ms or model.package.manifest.budget_ms
 
@@ -254,11 +260,14 @@ class Pipeline:
             if job is _END:
                 self._results.put(_END)
                 return
-            if self._admit(job):
-                self._infer(job, gen)
-                if gen != self._generation["infer"]:
-                    return  # this thread was declared hung and replaced: drop its late result
-                self._results.put(job)
+            if not self._admit(job):
+                if job.prepared is not None:
+                    job.prepared.release()  # its tensor serves a later frame
+                continue
+            self._infer(job, gen)
+            if gen != self._generation["infer"]:
+                return  # this thread was declared hung and replaced: drop its late result
+            self._results.put(job)
 
     def _admit(self, job: Job) -> bool:
         """Stale frames (live sources only) and frames passed over by the skip policy are dropped here."""
@@ -283,12 +292,14 @@ class Pipeline:
         job.queue_ms = (t0 - job.queued_at) * 1000.0
         self.infer_started = t0
         try:
-            tensor, job.transform = model.preprocess(job.frame.image)
-            job.frame.view = model.preprocess.view
+            prepared = prepare_for(model, job.frame, job.prepared)  # again only after a swap
+            job.transform = prepared.transform
             t1 = time.monotonic()
-            job.outputs = model.run(tensor)
+            job.outputs = model.run(prepared.tensor)
             t2 = time.monotonic()
-            job.preprocess_ms, job.infer_ms = (t1 - t0) * 1000.0, (t2 - t1) * 1000.0
+            prepared.release()  # the capture thread may refill its tensor from here on
+            job.prepared = None
+            job.preprocess_ms, job.infer_ms = prepared.ms, (t2 - t1) * 1000.0
         except Exception as exc:  # a runtime error on one frame is counted, reported, and the line goes on
             job.error = f"{type(exc).__name__}: {exc}"
         finally:

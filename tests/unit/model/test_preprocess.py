@@ -94,6 +94,24 @@ def test_the_returned_tensor_is_reused_and_the_view_is_not() -> None:
     assert view_a is not None and int(view_a.max()) == 0
 
 
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+def test_a_given_out_tensor_is_written_and_a_fork_has_its_own_buffers(layout: str) -> None:
+    """The pipeline prepares each queued frame into its own tensor on the capture thread."""
+    spec = InputSpec(width=16, height=12, color="RGB", layout=layout)
+    shape = (1, 3, 12, 16) if layout == "NCHW" else (1, 12, 16, 3)
+    pre = Preprocessor(spec, TensorSpec("x", shape, np.dtype(np.int8), scale=1 / 255, zero_point=-128))
+    frame = frames()[0]
+    own, _ = pre(frame)
+    out = pre.new_tensor()
+    got, _ = pre(frame, out)
+    assert got is out and got is not own and got.shape == shape
+    np.testing.assert_array_equal(got, reference(frame, spec, pre.tensor))
+    fork = pre.fork()
+    forked, _ = fork(frames()[1])
+    assert forked is not own and fork.view is not pre.view
+    np.testing.assert_array_equal(own, reference(frame, spec, pre.tensor))  # untouched by the fork
+
+
 @pytest.mark.parametrize("runtime", ["tflite", "onnx"])
 def test_demo_model_input_equals_the_reference_on_the_fixture_frames(runtime: str) -> None:
     model = load_model(str(DEMO_MODEL), ModelConfig(path=str(DEMO_MODEL), runtime=runtime))

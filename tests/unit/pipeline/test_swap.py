@@ -14,6 +14,7 @@ import pytest
 from agent.events import EventKind, Severity
 from agent.model.loaded import LoadedModel
 from agent.pipeline.swap import ReloadBusy
+from tests.support.models import make_package, slow_classifier
 from tests.unit.pipeline.conftest import Harness, frames_dir, slow_package
 
 Build = Callable[..., Harness]
@@ -59,6 +60,30 @@ def test_swap_happens_between_frames_with_none_dropped(build: Build, tmp_path: P
     assert h.pipeline.counters.dropped == h.pipeline.counters.stale == 0
     state = json.loads((tmp_path / "state" / "model-state.json").read_text())
     assert (state["state"], state["version"], state["previous"]) == ("active", "2.0.0", "1.0.0")
+
+
+def test_a_swap_to_another_input_size_reprepares_frames_prepared_for_the_old_model(
+    build: Build, tmp_path: Path
+) -> None:
+    """Frames are preprocessed on the capture thread for the model running then; those queued when
+    the swap lands are prepared again for the new model (48x40 here), never fed at 32x32."""
+    current, _v1, _v2 = _store(tmp_path, 1, 1000)
+    wide = slow_classifier(tmp_path / "wide.onnx", 1, width=48, height=40)
+    v3 = make_package(current.parent / "3.0.0", wide, name="slow", version="3.0.0",
+                      labels=["ok", "scratch", "hole"], width=48, height=40, budget_ms=1000)  # fmt: skip
+    frames = frames_dir(tmp_path / "frames", 20)
+    h = build(f"dir:{frames}", current, camera={"loop": True}, inference={"rollback_frames": 5})
+    h.pipeline.start()
+    assert h.run_until(lambda: h.pipeline.counters.inspected >= 10, 30)
+    _repoint(current, v3)
+    outcome = h.slot.request()
+    assert h.run_until(outcome.done, 30)
+    assert outcome.result()["state"] == "active" and outcome.result()["version"] == "3.0.0"
+    h.pipeline.stop()
+    versions = [r["model"]["version"] for r in h.sink.on("result")]
+    switch = versions.index("3.0.0")
+    assert set(versions[switch:]) == {"3.0.0"} and len(versions) > switch + 5
+    assert h.pipeline.counters.errors == 0
 
 
 def test_model_that_overruns_after_swap_is_rolled_back_and_link_restored(
