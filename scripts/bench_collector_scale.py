@@ -7,6 +7,8 @@ Prints, in one run: one collector on SQLite/local files (the baseline), one on P
 one MQTT 5 shared-subscription group. As in bench_collector.py, the samples are queued in the
 broker while the collectors' sessions are offline, then the collectors start and are timed from
 the first stored sample until the index holds all N. Targets: two >= 1.6x one; PG/S3 >= 0.5x local.
+Last, the same N objects PUT straight into the S3 store (no broker, no index): every collector of
+a group writes to that one store, so its rate bounds what any number of them can reach.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from bench_collector import PREFIX, publish, start_broker  # noqa: E402
+from bench_collector import PREFIX, publish, sample_jpeg, start_broker  # noqa: E402
 
 from agent.collector.index import Index  # noqa: E402
 from tests.support.postgres import Postgres  # noqa: E402
@@ -79,18 +81,46 @@ def run(
             p.wait(30)
 
 
-def counter(location: str | Path) -> Callable[[], int]:
-    def count() -> int:
-        try:
-            index = Index(location)
-        except Exception:
-            return 0
-        try:
-            return int(index.query("SELECT count(*) FROM samples")[0][0])
-        finally:
-            index.close()
+class Counter:
+    """Stored samples, polled every 50 ms through one index connection kept open once the index
+    exists (a new PostgreSQL connection and migration check per poll took CPU from the servers)."""
 
-    return count
+    def __init__(self, location: str | Path) -> None:
+        self.location = location
+        self.index: Index | None = None
+
+    def __call__(self) -> int:
+        if self.index is None:
+            try:
+                self.index = Index(self.location)
+            except Exception:
+                return 0
+        return int(self.index.query("SELECT count(*) FROM samples")[0][0])
+
+    def close(self) -> None:
+        if self.index is not None:
+            self.index.close()
+
+
+def store_alone(s3: SeaweedS3, n: int, size: int) -> float:
+    """PUTs/s of the same objects straight into the S3 store, as the collector sends them (batches
+    of 128, If-None-Match), with no broker and no index: the ceiling for any number of collectors
+    sharing this one store, since they all write to it."""
+    from agent.collector.config import S3Config
+    from agent.collector.s3 import S3Storage
+    from agent.config.secret import Secret
+
+    doc = s3.storage_config(prefix="alone")
+    secret = Secret(doc.pop("secret_key"))
+    storage = S3Storage(S3Config(**doc), secret)
+    data = sample_jpeg(size)[0]
+    try:
+        t0 = time.perf_counter()
+        for first in range(0, n, 128):
+            storage.create_batch([(f"{i}.jpg", data) for i in range(first, min(n, first + 128))])
+        return n / (time.perf_counter() - t0)
+    finally:
+        storage.close()
 
 
 def main() -> int:
@@ -103,19 +133,25 @@ def main() -> int:
     pg = Postgres(fsync=True).start()
     s3 = SeaweedS3(work / "s3").start()
     rates: dict[str, float] = {}
+    counters: list[Counter] = []
     try:
         local = work / "local"
         local.mkdir()
+        counters.append(Counter(local / "store" / "index.db"))
         rates["local"] = run(port, args.samples, args.size, local, storage={"root": str(local / "store")},
-                             count=counter(local / "store" / "index.db"), k=1)  # fmt: skip
+                             count=counters[-1], k=1)  # fmt: skip
         for k in (1, 2):
             w = work / f"pgs3x{k}"
             w.mkdir()
             url = pg.new_database()
             doc = {"backend": "s3", "index": url, "s3": s3.storage_config(prefix=f"k{k}")}
             Index(url).close()  # the schema, before the counter reads it
-            rates[f"pg{k}"] = run(port, args.samples, args.size, w, storage=doc, count=counter(url), k=k)
+            counters.append(Counter(url))
+            rates[f"pg{k}"] = run(port, args.samples, args.size, w, storage=doc, count=counters[-1], k=k)
+        rates["store"] = store_alone(s3, args.samples, args.size)
     finally:
+        for c in counters:
+            c.close()
         s3.stop()
         pg.cleanup()
         broker.terminate()
@@ -129,6 +165,9 @@ def main() -> int:
           " (target >= 0.5)")  # fmt: skip
     print(f"  2 collectors, PostgreSQL + S3:      {rates['pg2']:7.0f}  {rates['pg2'] / rates['pg1']:.2f}x one"
           " (target >= 1.6)")  # fmt: skip
+    store = rates["store"]
+    print(f"  S3 store alone, 16 PUTs in flight:  {store:7.0f}  {store / rates['pg1']:.2f}x one"
+          " (no broker, no index: what collectors sharing this store can approach)")  # fmt: skip
     return 0
 
 

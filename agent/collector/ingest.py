@@ -60,6 +60,13 @@ class _Plan:
     conflicts: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A batch whose objects are stored: what :meth:`Ingest.record` commits."""
+
+    plan: _Plan
+
+
 class Ingest:
     """Validates and stores batches; keeps the counters the collector reports."""
 
@@ -90,24 +97,39 @@ class Ingest:
         Safe to call again after a StorageError/IndexDbError (the collector retries on a full disk):
         it writes the same files and commits the rows once.
         """
+        self.record(batch, self.store(batch))
+
+    def store(self, batch: Prepared) -> Stored:
+        """The first half of :meth:`commit`: the batch's objects, durably stored; no row yet.
+
+        The collector stores the next batch while the previous one's rows are committed, only
+        when no sample id is in both (:attr:`Prepared.samples`): the plan reads the index, and
+        must not miss a row that the other batch is about to commit. Safe to call again."""
         plan = self._plan(batch)
         fresh = [(s.row.path, s.jpeg) for s in plan.fresh if s.row.id not in batch.in_place]
         taken = self.storage.create_batch(fresh)
         if taken:
             self._settle(plan, taken)
         self.storage.write_batch(batch.files + plan.files)
-        stored = self.index.record(
+        return Stored(plan)
+
+    def record(self, batch: Prepared, stored: Stored) -> int:
+        """The second half of :meth:`commit`: the rows, in one transaction; how many samples it
+        stored. Safe to call again."""
+        plan = stored.plan
+        rows = self.index.record(
             [s.row for s in plan.fresh], batch.events, batch.quarantined + plan.quarantined
         )
-        lost = [s for s in plan.fresh if s.row.id not in stored]  # another collector's row won
+        lost = [s for s in plan.fresh if s.row.id not in rows]  # another collector's row won
         raced = self._lost_race(lost, plan, batch.in_place) if lost else 0
         c = self.counts
         c["received"] += batch.count
-        c["stored"] += len(stored)
+        c["stored"] += len(rows)
         c["duplicates"] += batch.duplicates + plan.duplicates + raced
         c["conflicts"] += batch.conflicts + plan.conflicts
         c["events"] += len(batch.events)
         c["quarantined"] += len(batch.quarantined) + len(plan.quarantined)
+        return len(rows)
 
     def _plan(self, batch: Prepared) -> _Plan:
         """Samples already stored are redeliveries when their image is the same, conflicts otherwise."""

@@ -1,13 +1,15 @@
-"""The running collector: one paho client (MQTT 5, persistent session, manual acks) and one writer.
+"""The running collector: one paho client (MQTT 5, persistent session, manual acks) and three stages.
 
-paho's network thread only queues what arrives. The writer thread takes batches, makes them
-durable through :class:`Ingest`, and only then acknowledges each message (``client.ack``), in
-arrival order. The broker keeps unacknowledged messages in our session (fixed client id,
-``clean_start=False``, a session expiry), so a crash or a kill loses nothing: they come again.
+paho's network thread only queues what arrives. A parser thread validates batches; a writer thread
+stores each batch's objects (files or S3 PUTs); a recorder thread commits its rows through
+:class:`Ingest`, and only then acknowledges each message (``client.ack``), in arrival order. The
+broker keeps unacknowledged messages in our session (fixed client id, ``clean_start=False``, a
+session expiry), so a crash or a kill loses nothing: they come again. On PostgreSQL the next
+batch's uploads overlap this one's commit (one collector otherwise waits on each in turn).
 
-A full disk (ENOSPC, SQLITE_FULL) is a state, not a failure: the writer keeps the batch,
+A full disk (ENOSPC, SQLITE_FULL) is a state, not a failure: the stage keeps the batch,
 acknowledges nothing, retries with a growing pause and resumes by itself once space returns
-(restarting would not free any). Any other writer or parser failure ends ``run()`` with an error,
+(restarting would not free any). Any other failure of a stage ends ``run()`` with an error,
 and the watchdog is no longer fed, so systemd restarts the service.
 """
 
@@ -18,8 +20,10 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import paho.mqtt.client as paho
 import structlog
@@ -29,7 +33,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from agent.collector.accuracy import AccuracyPublisher
 from agent.collector.config import CollectorConfig, broker_password
 from agent.collector.index import Index, IndexFullError, IndexUnavailableError
-from agent.collector.ingest import Ingest, Prepared
+from agent.collector.ingest import Ingest, Prepared, Stored
 from agent.collector.messages import Incoming
 from agent.collector.presign import PresignResponder
 from agent.collector.storage import StorageFullError, StorageUnavailableError
@@ -41,6 +45,7 @@ from agent.protocol.wire import META_PROPERTY
 from agent.sdnotify import Notifier
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 _TAKE_WAIT_S = 0.2
 _DISK_FULL = (StorageFullError, IndexFullError)
@@ -117,6 +122,16 @@ class Collector:
         self._writer = threading.Thread(
             target=self._guarded(self._write_loop), name="collector-writer", daemon=True
         )
+        self._stored: queue.Queue[tuple[list[Incoming], Prepared, Stored] | None] = queue.Queue(1)
+        self._recorder = threading.Thread(
+            target=self._guarded(self._record_loop), name="collector-recorder", daemon=True
+        )
+        # Sample ids of the batches stored but not yet recorded, oldest first. PostgreSQL: the next
+        # batch's objects are uploaded while this one's rows commit (other connections of the pool),
+        # unless they share an id. SQLite: one connection, so one batch at a time, as before.
+        self._unrecorded: deque[frozenset[str]] = deque()
+        self._recorded = threading.Condition()
+        self._overlap = ingest.index.kind == "postgresql"
         # Its own connection to the index: read from the main loop while the writer thread writes (WAL).
         self._accuracy_index = Index(cfg.index_location)
         self._accuracy = AccuracyPublisher(
@@ -194,6 +209,8 @@ class Collector:
                 self._fail(AgentError(f"collector stage failed: {type(exc).__name__}: {first_line(exc)}"))
                 if threading.current_thread() is self._parser:
                     self._prepared.put(None)  # the writer must not wait for batches that never come
+                elif threading.current_thread() is self._writer:
+                    self._hand_over(None)  # nor the recorder
 
         return run
 
@@ -216,20 +233,62 @@ class Collector:
             self._prepared.put((batch, self.ingest.prepare(batch)))
 
     def _write_loop(self) -> None:
-        """Stage 2: make each batch durable, then acknowledge its messages in arrival order."""
+        """Stage 2: store each batch's objects, then hand it to the recorder (stage 3)."""
         while (item := self._prepared.get()) is not None:
             batch, prepared = item
-            if self.failure is not None or not self._commit(prepared):
+            if self.failure is not None:
                 continue  # nothing more is acknowledged: the broker keeps it all
-            for msg in batch:
-                self._client.ack(msg.mid, msg.qos)
+            ids = frozenset(prepared.samples)
+            with self._recorded:
+                while self.failure is None and self._must_wait(ids):
+                    self._recorded.wait(_TAKE_WAIT_S)
+                self._unrecorded.append(ids)
+            stored = self._durably(partial(self.ingest.store, prepared))
+            if stored is None:
+                self._settled(ids)
+                continue
+            self._hand_over((batch, prepared, stored))
+        self._hand_over(None)
 
-    def _commit(self, prepared: Prepared) -> bool:
-        """Commit, waiting out a full disk or an unreachable server; False when the batch was not stored."""
+    def _hand_over(self, item: tuple[list[Incoming], Prepared, Stored] | None) -> None:
+        """Queue for the recorder; dropped if it died (its guard has failed the collector then)."""
+        while self._recorder.is_alive():
+            try:
+                self._stored.put(item, timeout=_TAKE_WAIT_S)
+                return
+            except queue.Full:
+                pass
+
+    def _must_wait(self, ids: frozenset[str]) -> bool:
+        """Whether a batch must wait for the ones being recorded (the plan reads their rows)."""
+        if not self._overlap:
+            return bool(self._unrecorded)
+        return any(ids & pending for pending in self._unrecorded)
+
+    def _record_loop(self) -> None:
+        """Stage 3: commit each stored batch's rows, then acknowledge its messages in arrival order."""
+        while (item := self._stored.get()) is not None:
+            batch, prepared, stored = item
+            step = partial(self.ingest.record, prepared, stored)
+            done = self.failure is None and self._durably(step) is not None
+            self._settled(frozenset(prepared.samples))
+            if done:
+                for msg in batch:
+                    self._client.ack(msg.mid, msg.qos)
+
+    def _settled(self, ids: frozenset[str]) -> None:
+        """A batch is recorded (or given up): a writer waiting on its ids may go on."""
+        with self._recorded:
+            self._unrecorded.remove(ids)
+            self._recorded.notify_all()
+
+    def _durably(self, step: Callable[[], T]) -> T | None:
+        """Run a stage's step, waiting out a full disk or an unreachable server; None when it did
+        not complete (stopping, or a failure that ends the collector)."""
         pause, since = _RETRY_MIN_S, time.monotonic()
         while True:
             try:
-                self.ingest.commit(prepared)
+                result = step()
             except _WAIT as exc:
                 state = "disk_full" if isinstance(exc, _DISK_FULL) else "unavailable"
                 if self.state != state:
@@ -237,18 +296,18 @@ class Collector:
                     log.error(_WAIT_EVENTS[state][0], error=str(exc), queued=self._queue.qsize())
                     self.notifier.status(f"{_WAIT_EVENTS[state][2]}: {exc}")
                 if self._stop.wait(pause):
-                    return False  # stopping: unacknowledged, so the broker delivers it again
+                    return None  # stopping: unacknowledged, so the broker delivers it again
                 pause = min(pause * 2, _RETRY_MAX_S if state == "disk_full" else _RETRY_UNAVAILABLE_S)
                 continue
             except AgentError as exc:  # the disk or the index refused for good: let systemd restart us
                 log.error("collector_cannot_store", error=str(exc))
                 self._fail(exc)
-                return False
+                return None
             if self.state in _WAIT_EVENTS:
                 log.info(_WAIT_EVENTS[self.state][1], waited_s=round(time.monotonic() - since, 1))
                 self.state = "ok"
                 self.notifier.status("collecting")
-            return True
+            return result
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -256,8 +315,8 @@ class Collector:
         props = new_properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = b.session_expiry_s
         props.ReceiveMaximum = b.receive_maximum
-        self._parser.start()
-        self._writer.start()
+        for stage in (self._recorder, self._writer, self._parser):  # each one's consumer first
+            stage.start()
         self._client.connect_async(b.host, b.port, b.keepalive_s, clean_start=False, properties=props)
         self._client.loop_start()
         log.info("collector_starting", host=b.host, port=b.port, client_id=b.client_id)
@@ -273,7 +332,7 @@ class Collector:
         last_report = time.monotonic()
         try:
             while not self._stop.wait(1.0):
-                if not (self._parser.is_alive() and self._writer.is_alive()):
+                if not all(t.is_alive() for t in (self._parser, self._writer, self._recorder)):
                     self._fail(self.failure or AgentError("a collector thread ended unexpectedly"))
                     break
                 self.notifier.watchdog()
@@ -292,7 +351,7 @@ class Collector:
         """Store and acknowledge what already arrived, then disconnect (the rest comes again)."""
         self._stop.set()
         self.notifier.stopping()
-        for thread in (self._parser, self._writer):
+        for thread in (self._parser, self._writer, self._recorder):
             if thread.is_alive():
                 thread.join(timeout)
         self._client.disconnect()

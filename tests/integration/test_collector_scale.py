@@ -184,6 +184,22 @@ def test_two_collectors_racing_on_one_id_with_different_images_keep_the_first(
         i.storage.close()
 
 
+def test_a_batch_stored_before_the_previous_one_is_recorded_stays_exactly_once(
+    scaled: tuple[CollectorConfig, Ingest], seaweed: SeaweedS3
+) -> None:
+    """The collector stores a batch while the previous batch's rows commit (only when they share
+    no id); even a shared id, stored from both before either row commits, is stored once."""
+    _cfg, ingest = scaled
+    first = messages(5, seed=8)
+    second = [first[2], *messages(3, seed=9)]  # a redelivery of one sample of the first batch
+    a, b = ingest.prepare(first), ingest.prepare(second)
+    stored_a, stored_b = ingest.store(a), ingest.store(b)
+    assert ingest.record(a, stored_a) == 5
+    assert ingest.record(b, stored_b) == 3
+    assert _count(ingest.index, "samples") == 8 and _count(ingest.index, "history") == 8
+    assert ingest.counts["duplicates"] == 1 and len(seaweed.keys()) == 8
+
+
 def test_postgresql_restarted_mid_ingest_loses_nothing(
     scaled: tuple[CollectorConfig, Ingest],
     postgres: Postgres,
