@@ -42,6 +42,7 @@ SESSION_TAKEN_OVER = 142  # MQTT 5 DISCONNECT reason: a client connected with ou
 # signature instead: every connection accepted, then closed within seconds, again and again.
 QUICK_DROP_S, QUICK_DROPS = 5.0, 3
 SEND_WINDOW = 1000  # unacknowledged QoS 1 messages at once; the drain rate depends on it
+_VALID_TOPICS = 256  # topics remembered as valid; the agent uses about ten
 _OK = (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN)  # NO_CONN: paho keeps it, resends
 
 
@@ -80,6 +81,7 @@ class Publisher:
         self._started = self._stopped = False
         self._connects = 0
         self._qos0_sent = self._qos0_dropped = 0
+        self._valid_topics: set[str] = set()  # topics check_publish_topic accepted (see _check_topic)
         self._last_error: str | None = None
         self._fail_logged: str | None = None
         self.stop_reason: str | None = None  # what __exit__ says in the offline status
@@ -173,9 +175,8 @@ class Publisher:
         limit = self._cfg.max_packet_bytes
         if len(payload) > limit:
             raise PublishError(f"{len(payload)}-byte payload on {topic} > mqtt.max_packet_bytes={limit}")
-        problem = check_publish_topic(topic)
-        if problem:
-            raise PublishError(problem)
+        if topic not in self._valid_topics:
+            self._check_topic(topic)
         msg = Message(topic, payload, qos, priority, retain, content_type, tuple(user_properties))
         if qos == 1:
             self._spool.put(msg)
@@ -183,6 +184,14 @@ class Publisher:
             self._publish_qos0(msg)
         else:
             raise PublishError(f"qos must be 0 or 1, not {qos}")
+
+    def _check_topic(self, topic: str) -> None:
+        """Validate a topic once: the agent publishes to a handful, thousands of times a minute."""
+        problem = check_publish_topic(topic)
+        if problem:
+            raise PublishError(problem)
+        if len(self._valid_topics) < _VALID_TOPICS:
+            self._valid_topics.add(topic)
 
     def _publish_qos0(self, msg: Message) -> None:
         if not self._connected:
