@@ -127,6 +127,7 @@ class Publisher:
             return
         self._stopped = True
         deadline = time.monotonic() + timeout
+        self._spool.flush(min(0.5, timeout / 4))  # QoS 0 messages riding along go before the disconnect
         if self._connected:
             info = self._client.publish(self.topics.status, self._status_json("offline", reason), 1, True)
             _wait_published(info, deadline)
@@ -194,10 +195,20 @@ class Publisher:
             self._valid_topics.add(topic)
 
     def _publish_qos0(self, msg: Message) -> None:
+        if not self._spool.ride_along(msg):  # a QoS 1 burst is being gathered: go with it
+            self.send_volatile(msg)
+
+    def send_volatile(self, msg: Message) -> None:
+        """Send a QoS 0 message now if connected; a refusal is counted as a drop, never raised."""
         if not self._connected:
             self._qos0_dropped += 1
             return
-        info = self._client.publish(msg.topic, msg.payload, 0, msg.retain, self._properties(msg))
+        try:
+            info = self._client.publish(msg.topic, msg.payload, 0, msg.retain, self._properties(msg))
+        except ValueError as exc:  # checked in publish(); paho's own rules, should they differ
+            self._qos0_dropped += 1
+            log.warning("mqtt_send_failed", topic=msg.topic, error=str(exc))
+            return
         if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
             self._qos0_sent += 1
         else:

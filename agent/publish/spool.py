@@ -60,11 +60,15 @@ class Transport(Protocol):
         """Hand a QoS 1 message to the network layer; return its packet id. Raise PublishError if refused."""
         ...
 
+    def send_volatile(self, msg: Message) -> None:
+        """Send a QoS 0 message that rode along (see :meth:`Spool.ride_along`); never raises."""
+        ...
+
 
 class _Op:
     """Queue item kinds (plain tuples keep put() cheap)."""
 
-    MSG, ONLINE, OFFLINE, STOP = range(4)
+    MSG, SEND, ONLINE, OFFLINE, STOP = range(5)
 
 
 class Spool:
@@ -89,6 +93,9 @@ class Spool:
         self._seq = itertools.count(1)
         self._seq_lock = threading.Lock()
         self._accepted = 0  # messages accepted by put()
+        self._gathering = False  # the writer is lingering for a batch (QoS 0 may ride along)
+        self._riders = 0  # QoS 0 messages taken by ride_along() (under _seq_lock)
+        self._riders_sent = 0  # of them, handed to the transport (writer thread only)
         self._committed = 0  # messages accepted and stored (or dropped) by the writer
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -128,6 +135,20 @@ class Spool:
             self._accepted = next(self._seq)
             self._queue.put((_Op.MSG, msg))
 
+    def ride_along(self, msg: Message) -> bool:
+        """Take a QoS 0 message to send with the batch being gathered; False: send it yourself.
+
+        During a defect storm the writer sends a burst every ``_LINGER_S``; a result published
+        directly between bursts costs paho's thread a wake-up of its own. Riding along delays it
+        by at most the linger. Once one rides, the next ones do too until it is sent, so a topic's
+        messages never overtake each other."""
+        with self._seq_lock:
+            if self.failure is not None or (not self._gathering and self._riders == self._riders_sent):
+                return False
+            self._riders += 1
+            self._queue.put((_Op.SEND, msg))
+        return True
+
     def acked(self, mid: int, failure: str | None) -> None:
         """A PUBACK arrived (paho thread); ``failure`` is the broker's reason when it refused.
 
@@ -145,10 +166,13 @@ class Spool:
         self._queue.put((_Op.OFFLINE, None))
 
     def flush(self, timeout: float) -> bool:
-        """Wait until every message accepted so far is committed (not necessarily sent)."""
-        target = self._accepted
+        """Wait until every message accepted so far is committed (not necessarily sent), and every
+        QoS 0 message that rode along is handed to the transport."""
+        target, riders = self._accepted, self._riders
         with self._cond:
-            return self._cond.wait_for(lambda: self._committed >= target, timeout)
+            return self._cond.wait_for(
+                lambda: self._committed >= target and self._riders_sent >= riders, timeout
+            )
 
     def drain(self, timeout: float) -> bool:
         """Wait until the outbox is empty: every accepted message acknowledged (or dropped)."""
@@ -195,6 +219,7 @@ class Spool:
                 last_expiry = time.monotonic()
                 self._commit(box, box.expire)
             self._probe(box)
+            self._send_riders(ops)
             self._pump(box)
             self._publish_counts(box)
 
@@ -205,6 +230,7 @@ class Spool:
         except queue.Empty:
             return []
         if ops[0][0] == _Op.MSG and self._queue.qsize() < _BATCH:
+            self._gathering = True
             time.sleep(_LINGER_S)  # one wake-up gathers the batch, not one per put()
         size = 0
         while len(ops) < _BATCH and size < _BATCH_BYTES:
@@ -215,6 +241,7 @@ class Spool:
             ops.append(op)
             if op[0] == _Op.MSG:
                 size += op[1].size
+        self._gathering = False
         return ops
 
     def _apply(self, box: Outbox, ops: list[tuple[int, Any]]) -> bool:
@@ -328,6 +355,14 @@ class Spool:
         except Exception:  # the hook belongs to the publisher; it must not end delivery
             log.exception("on_connect_hook_failed")
         self._online = True
+
+    def _send_riders(self, ops: list[tuple[int, Any]]) -> None:
+        """The QoS 0 messages of this batch, in order, just before its QoS 1 burst (one wake-up of
+        paho's thread for both)."""
+        for kind, arg in ops:
+            if kind == _Op.SEND:
+                self._transport.send_volatile(arg)
+                self._riders_sent += 1
 
     def _pump(self, box: Outbox) -> None:
         """Send the oldest unsent rows while the window has room."""
