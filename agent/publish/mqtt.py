@@ -42,6 +42,7 @@ SESSION_TAKEN_OVER = 142  # MQTT 5 DISCONNECT reason: a client connected with ou
 # signature instead: every connection accepted, then closed within seconds, again and again.
 QUICK_DROP_S, QUICK_DROPS = 5.0, 3
 SEND_WINDOW = 1000  # unacknowledged QoS 1 messages at once; the drain rate depends on it
+BUSY_GAP_S = 0.005  # QoS 0 messages closer than this are batched by the outbox writer
 _VALID_TOPICS = 256  # topics remembered as valid; the agent uses about ten
 _OK = (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN)  # NO_CONN: paho keeps it, resends
 
@@ -81,6 +82,7 @@ class Publisher:
         self._started = self._stopped = False
         self._connects = 0
         self._qos0_sent = self._qos0_dropped = 0
+        self._last_qos0 = 0.0  # monotonic time of the last QoS 0 publish (see _publish_qos0)
         self._valid_topics: set[str] = set()  # topics check_publish_topic accepted (see _check_topic)
         self._last_error: str | None = None
         self._fail_logged: str | None = None
@@ -195,7 +197,14 @@ class Publisher:
             self._valid_topics.add(topic)
 
     def _publish_qos0(self, msg: Message) -> None:
-        if not self._spool.ride_along(msg):  # a QoS 1 burst is being gathered: go with it
+        """Sent at once, or with the outbox writer's next burst when one is being gathered or QoS 0
+        messages come faster than one per ``BUSY_GAP_S`` (one wake-up of paho's thread per burst)."""
+        if not self._connected:  # dropped (and counted) at once, not when the burst goes
+            self._qos0_dropped += 1
+            return
+        now = time.monotonic()
+        busy, self._last_qos0 = now - self._last_qos0 < BUSY_GAP_S, now
+        if not self._spool.ride_along(msg, busy=busy):
             self.send_volatile(msg)
 
     def send_volatile(self, msg: Message) -> None:
