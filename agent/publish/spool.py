@@ -68,7 +68,7 @@ class Transport(Protocol):
 class _Op:
     """Queue item kinds (plain tuples keep put() cheap)."""
 
-    MSG, SEND, ONLINE, OFFLINE, STOP = range(5)
+    MSG, SEND, ONLINE, OFFLINE, STOP, WAKE = range(6)
 
 
 class Spool:
@@ -94,6 +94,7 @@ class Spool:
         self._seq_lock = threading.Lock()
         self._accepted = 0  # messages accepted by put()
         self._gathering = False  # the writer is lingering for a batch (QoS 0 may ride along)
+        self._window_full = False  # the writer waits for PUBACKs to send more (see acked())
         self._riders = 0  # QoS 0 messages taken by ride_along() (under _seq_lock)
         self._riders_sent = 0  # of them, handed to the transport (writer thread only)
         self._committed = 0  # messages accepted and stored (or dropped) by the writer
@@ -159,8 +160,13 @@ class Spool:
         Not a wake-up: paho reports every QoS 0 message written (each result) the same way, and a
         wake-up per message cost the writer more than its commits. While messages are in flight
         the writer looks every ``_LINGER_S`` (and whenever it commits), so an acknowledged row is
-        forgotten within that; until then it only costs space (a crash resends it: QoS 1 allows)."""
+        forgotten within that; until then it only costs space (a crash resends it: QoS 1 allows).
+        Only when the window is full (a backlog being replayed) does the first PUBACK wake it,
+        so the replay does not idle between bursts."""
         self._acks.append((mid, failure))
+        if self._window_full:
+            self._window_full = False
+            self._queue.put((_Op.WAKE, None))
 
     def online(self, hook: Callable[[], None]) -> None:
         """The broker accepted us: run ``hook`` on this thread first (status), then send."""
@@ -373,6 +379,7 @@ class Spool:
         while self._online:
             room = self._window - len(self._inflight)
             if room <= 0:
+                self._window_full = True  # the next PUBACK wakes this thread (see acked())
                 return
             rows = box.after(self._cursor, min(room, 500))
             if not rows:
