@@ -77,6 +77,7 @@ class Pipeline:
         self.cfg = cfg
         self.slot = slot
         self.topics = topics
+        self._result_topic, self._defect_topic = topics.result, topics.defect  # built once, not per frame
         self._sink = sink
         self._emit = emit
         # The swap watch is always there: a new model is watched whatever else observes frames.
@@ -367,9 +368,9 @@ class Pipeline:
         mqtt = self.cfg.mqtt
         data = encode(payload)
         if mqtt.publish_results:
-            self._sink.publish(self.topics.result, data, qos=mqtt.results_qos, priority=Priority.RESULT)
+            self._sink.publish(self._result_topic, data, qos=mqtt.results_qos, priority=Priority.RESULT)
         if defect:
-            self._sink.publish(self.topics.defect, data, qos=mqtt.qos, priority=Priority.DEFECT)
+            self._sink.publish(self._defect_topic, data, qos=mqtt.qos, priority=Priority.DEFECT)
 
     def _account(self, latency: tuple[float, ...], over: bool, defect: bool) -> None:
         c = self.counters

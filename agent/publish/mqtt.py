@@ -42,6 +42,8 @@ SESSION_TAKEN_OVER = 142  # MQTT 5 DISCONNECT reason: a client connected with ou
 # signature instead: every connection accepted, then closed within seconds, again and again.
 QUICK_DROP_S, QUICK_DROPS = 5.0, 3
 SEND_WINDOW = 1000  # unacknowledged QoS 1 messages at once; the drain rate depends on it
+BUSY_GAP_S = 0.005  # QoS 0 messages closer than this are batched by the outbox writer
+_VALID_TOPICS = 256  # topics remembered as valid; the agent uses about ten
 _OK = (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN)  # NO_CONN: paho keeps it, resends
 
 
@@ -80,6 +82,8 @@ class Publisher:
         self._started = self._stopped = False
         self._connects = 0
         self._qos0_sent = self._qos0_dropped = 0
+        self._last_qos0 = 0.0  # monotonic time of the last QoS 0 publish (see _publish_qos0)
+        self._valid_topics: set[str] = set()  # topics check_publish_topic accepted (see _check_topic)
         self._last_error: str | None = None
         self._fail_logged: str | None = None
         self.stop_reason: str | None = None  # what __exit__ says in the offline status
@@ -125,6 +129,7 @@ class Publisher:
             return
         self._stopped = True
         deadline = time.monotonic() + timeout
+        self._spool.flush(min(0.5, timeout / 4))  # QoS 0 messages riding along go before the disconnect
         if self._connected:
             info = self._client.publish(self.topics.status, self._status_json("offline", reason), 1, True)
             _wait_published(info, deadline)
@@ -173,9 +178,8 @@ class Publisher:
         limit = self._cfg.max_packet_bytes
         if len(payload) > limit:
             raise PublishError(f"{len(payload)}-byte payload on {topic} > mqtt.max_packet_bytes={limit}")
-        problem = check_publish_topic(topic)
-        if problem:
-            raise PublishError(problem)
+        if topic not in self._valid_topics:
+            self._check_topic(topic)
         msg = Message(topic, payload, qos, priority, retain, content_type, tuple(user_properties))
         if qos == 1:
             self._spool.put(msg)
@@ -184,11 +188,36 @@ class Publisher:
         else:
             raise PublishError(f"qos must be 0 or 1, not {qos}")
 
+    def _check_topic(self, topic: str) -> None:
+        """Validate a topic once: the agent publishes to a handful, thousands of times a minute."""
+        problem = check_publish_topic(topic)
+        if problem:
+            raise PublishError(problem)
+        if len(self._valid_topics) < _VALID_TOPICS:
+            self._valid_topics.add(topic)
+
     def _publish_qos0(self, msg: Message) -> None:
+        """Sent at once, or with the outbox writer's next burst when one is being gathered or QoS 0
+        messages come faster than one per ``BUSY_GAP_S`` (one wake-up of paho's thread per burst)."""
+        if not self._connected:  # dropped (and counted) at once, not when the burst goes
+            self._qos0_dropped += 1
+            return
+        now = time.monotonic()
+        busy, self._last_qos0 = now - self._last_qos0 < BUSY_GAP_S, now
+        if not self._spool.ride_along(msg, busy=busy):
+            self.send_volatile(msg)
+
+    def send_volatile(self, msg: Message) -> None:
+        """Send a QoS 0 message now if connected; a refusal is counted as a drop, never raised."""
         if not self._connected:
             self._qos0_dropped += 1
             return
-        info = self._client.publish(msg.topic, msg.payload, 0, msg.retain, self._properties(msg))
+        try:
+            info = self._client.publish(msg.topic, msg.payload, 0, msg.retain, self._properties(msg))
+        except ValueError as exc:  # checked in publish(); paho's own rules, should they differ
+            self._qos0_dropped += 1
+            log.warning("mqtt_send_failed", topic=msg.topic, error=str(exc))
+            return
         if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
             self._qos0_sent += 1
         else:

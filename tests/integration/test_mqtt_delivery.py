@@ -112,6 +112,32 @@ def test_qos1_messages_arrive_in_order_after_a_retained_online_status(
         assert stats["connected"] and stats["sent"] == 500 and stats["outbox_depth"] == 0
 
 
+def test_qos0_results_amid_a_defect_storm_arrive_complete_and_in_order(
+    mosquitto: Mosquitto, make_publisher: Callable[..., Publisher], unique_prefix: str
+) -> None:
+    """A result (QoS 0) published while the outbox gathers a batch of defects rides along with
+    that batch; the ones after it must not overtake it, and none may be lost."""
+    topics = Topics(unique_prefix, "s", "l", "d")
+    with Subscriber(mosquitto.port, f"{topics.root}/#") as sub:
+        pub = make_publisher(mosquitto.port)
+        pub.start()
+        assert wait_until(lambda: pub.connected)
+        for i in range(600):
+            body = json.dumps({"id": i}).encode()
+            pub.publish(topics.result, body, qos=0, priority=Priority.RESULT)
+            if i % 3 == 0:  # a defect every third frame: the outbox keeps gathering batches
+                pub.publish(topics.defect, body, qos=1, priority=Priority.DEFECT)
+            if i % 20 == 0:
+                time.sleep(0.004)
+        assert pub.drain(30)
+        assert wait_until(lambda: len(defects(sub.messages, topics.result)) >= 600, 10)
+        assert wait_until(lambda: len(defects(sub.messages, topics.defect)) >= 200, 10)
+        assert ids(defects(sub.messages, topics.result)) == list(range(600))
+        assert ids(defects(sub.messages, topics.defect)) == list(range(0, 600, 3))
+        stats = pub.stats()
+        assert stats["qos0_sent"] == 600 and stats["qos0_dropped"] == 0 and stats["sent"] == 200
+
+
 @pytest.mark.slow
 def test_broker_outage_loses_nothing_and_keeps_order(
     mosquitto_factory: Callable[..., Mosquitto], make_publisher: Callable[..., Publisher], unique_prefix: str
