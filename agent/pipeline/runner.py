@@ -31,7 +31,7 @@ from agent.observer import FrameObserver
 from agent.pipeline.budget import OverrunMonitor
 from agent.pipeline.handoff import BoundedQueue, Closed, Handoff, LatestSlot
 from agent.pipeline.observers import Observers, SwapWatch
-from agent.pipeline.prepare import Prepared, Preparer, prepare_for
+from agent.pipeline.prepare import Placement, Prepared, Preparer, prepare_for
 from agent.pipeline.stats import Counters, LatencyWindow
 from agent.pipeline.swap import ModelSlot
 from agent.protocol.payloads import ResultPayload, TriggerTag, encode, result_payload
@@ -94,6 +94,7 @@ class Pipeline:
         self.last_inspected = 0.0  # monotonic time of the last published frame (liveness)
         self.capture_started: float | None = None  # set while a capture read is in progress
         self.infer_started: float | None = None  # set while invoke (and any late preprocessing) runs
+        self.placement = Placement()  # which thread preprocesses (prepare.py)
         self._stop = threading.Event()
         self._generation = {"capture": 0, "infer": 0}
         self._live = True
@@ -183,13 +184,16 @@ class Pipeline:
         source = self.source
         assert source is not None
         prepare = Preparer(self.slot)  # this thread's own preprocessor and tensors
+        placement = self.placement
         while not self._stop.is_set():
             self.capture_started = time.monotonic()
+            cpu = time.thread_time()
             try:
                 frame = source.read()
             except CameraError as exc:
                 self.fail(exc)
                 frame = None
+            placement.note_read((time.thread_time() - cpu) * 1000.0)
             if gen != self._generation["capture"]:
                 return
             self.capture_started = None
@@ -199,7 +203,7 @@ class Pipeline:
                 self._frames.put_final(_END)
                 return
             self.counters.captured += 1
-            prepared = prepare(frame)
+            prepared = prepare(frame) if placement.on_capture else None  # else the inference thread does
             if self._frames.put(Job(frame, queued_at=time.monotonic(), prepared=prepared)):
                 self.counters.dropped += 1
 
@@ -301,6 +305,7 @@ class Pipeline:
             prepared.release()  # the capture thread may refill its tensor from here on
             job.prepared = None
             job.preprocess_ms, job.infer_ms = prepared.ms, (t2 - t1) * 1000.0
+            self.placement.note_invoke(job.infer_ms)
         except Exception as exc:  # a runtime error on one frame is counted, reported, and the line goes on
             job.error = f"{type(exc).__name__}: {exc}"
         finally:

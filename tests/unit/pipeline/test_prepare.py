@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -12,9 +13,10 @@ import pytest
 from agent.capture.base import Frame
 from agent.config.schema import ModelConfig
 from agent.model.loaded import LoadedModel, load_model
-from agent.pipeline.prepare import Preparer, prepare_for
+from agent.pipeline.prepare import Placement, Preparer, prepare_for
 from agent.pipeline.swap import ModelSlot
 from tests.support.models import make_package, slow_classifier
+from tests.unit.pipeline.conftest import Harness, frames_dir, slow_package
 
 
 def _model(root: Path, width: int, height: int) -> LoadedModel:
@@ -82,3 +84,38 @@ def test_a_frame_that_cannot_be_prepared_on_the_capture_thread_fails_on_the_infe
     assert Preparer(_slot(model, tmp_path))(bad) is None  # the capture thread goes on
     with pytest.raises(cv2.error):  # reported per frame by the inference thread, as before
         prepare_for(model, bad, None)
+
+
+def test_preprocessing_goes_to_the_capture_thread_only_while_decoding_is_the_lighter_stage() -> None:
+    placement = Placement()
+    for _ in range(100):
+        placement.note_read(0.5)  # a small frame, decoded cheaply
+        placement.note_invoke(8.0)  # a real-sized model
+    assert placement.on_capture  # the inference thread only invokes
+    for _ in range(100):
+        placement.note_read(4.0)  # a camera switched to full HD: decoding is now the bottleneck
+        placement.note_invoke(0.1)
+    assert not placement.on_capture  # preprocessing beside the invoke keeps the line at decode speed
+
+
+@pytest.mark.parametrize(
+    ("iterations", "size", "on_capture"),
+    [(400, (160, 120), True), (1, (1920, 1080), False)],
+    ids=["invoke-bound", "decode-bound"],
+)
+def test_the_running_pipeline_prepares_frames_where_the_load_is_lighter(
+    build: Callable[..., Harness],
+    tmp_path: Path,
+    iterations: int,
+    size: tuple[int, int],
+    on_capture: bool,
+) -> None:
+    """A ~1 ms model on small PNGs: the capture thread preprocesses. A ~20 µs model on full-HD
+    PNGs (several ms to decode): the inference thread does. Either way every frame is inspected."""
+    frames = frames_dir(tmp_path / "frames", 30, size)
+    h = build(f"dir:{frames}", slow_package(tmp_path / "pkg", iterations, budget_ms=1000))
+    h.pipeline.start()
+    assert h.run_until(h.pipeline.done.is_set, 60)
+    h.pipeline.stop()
+    assert h.pipeline.counters.inspected == 30 and h.pipeline.counters.errors == 0
+    assert h.pipeline.placement.on_capture is on_capture

@@ -67,8 +67,11 @@ def test_a_swap_to_another_input_size_reprepares_frames_prepared_for_the_old_mod
 ) -> None:
     """Frames are preprocessed on the capture thread for the model running then; those queued when
     the swap lands are prepared again for the new model (48x40 here), never fed at 32x32."""
-    current, _v1, _v2 = _store(tmp_path, 1, 1000)
-    wide = slow_classifier(tmp_path / "wide.onnx", 1, width=48, height=40)
+    # Invokes (~1 ms) heavier than reading a small PNG, so the capture thread preprocesses.
+    store = tmp_path / "models" / "slow"
+    current = store / "current"
+    os.symlink(slow_package(store / "1.0.0", 400, version="1.0.0", budget_ms=1000), current)
+    wide = slow_classifier(tmp_path / "wide.onnx", 400, width=48, height=40)
     v3 = make_package(current.parent / "3.0.0", wide, name="slow", version="3.0.0",
                       labels=["ok", "scratch", "hole"], width=48, height=40, budget_ms=1000)  # fmt: skip
     frames = frames_dir(tmp_path / "frames", 20)
@@ -84,6 +87,7 @@ def test_a_swap_to_another_input_size_reprepares_frames_prepared_for_the_old_mod
     switch = versions.index("3.0.0")
     assert set(versions[switch:]) == {"3.0.0"} and len(versions) > switch + 5
     assert h.pipeline.counters.errors == 0
+    assert h.pipeline.placement.on_capture  # what this test is about: frames prepared before the swap
 
 
 def test_model_that_overruns_after_swap_is_rolled_back_and_link_restored(
