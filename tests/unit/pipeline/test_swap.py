@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,6 +36,18 @@ def _repoint(link: Path, target: Path) -> None:
     os.replace(tmp, link)
 
 
+def _swap_while_running(h: Harness, current: Path, target: Path, version: str) -> list[dict[str, Any]]:
+    """Start, let 10 frames through, repoint ``current`` at ``target`` and reload; the results."""
+    h.pipeline.start()
+    assert h.run_until(lambda: h.pipeline.counters.inspected >= 10, 30)
+    _repoint(current, target)
+    outcome = h.slot.request()
+    assert h.run_until(outcome.done, 30)
+    assert outcome.result()["state"] == "active" and outcome.result()["version"] == version
+    h.pipeline.stop()
+    return h.sink.on("result")
+
+
 def test_swap_happens_between_frames_with_none_dropped(build: Build, tmp_path: Path) -> None:
     current, _v1, v2 = _store(tmp_path, 1, 1000)
     frames = frames_dir(tmp_path / "frames", 20)
@@ -44,14 +57,7 @@ def test_swap_happens_between_frames_with_none_dropped(build: Build, tmp_path: P
         camera={"loop": True, "realtime": True, "fps": 100},
         inference={"rollback_frames": 5},
     )
-    h.pipeline.start()
-    assert h.run_until(lambda: h.pipeline.counters.inspected >= 10, 30)
-    _repoint(current, v2)
-    outcome = h.slot.request()
-    assert h.run_until(outcome.done, 30)
-    assert outcome.result()["state"] == "active" and outcome.result()["version"] == "2.0.0"
-    h.pipeline.stop()
-    results = h.sink.on("result")
+    results = _swap_while_running(h, current, v2, "2.0.0")
     versions = [r["model"]["version"] for r in results]
     switch = versions.index("2.0.0")
     assert set(versions[:switch]) == {"1.0.0"} and set(versions[switch:]) == {"2.0.0"}
@@ -76,14 +82,7 @@ def test_a_swap_to_another_input_size_reprepares_frames_prepared_for_the_old_mod
                       labels=["ok", "scratch", "hole"], width=48, height=40, budget_ms=1000)  # fmt: skip
     frames = frames_dir(tmp_path / "frames", 20)
     h = build(f"dir:{frames}", current, camera={"loop": True}, inference={"rollback_frames": 5})
-    h.pipeline.start()
-    assert h.run_until(lambda: h.pipeline.counters.inspected >= 10, 30)
-    _repoint(current, v3)
-    outcome = h.slot.request()
-    assert h.run_until(outcome.done, 30)
-    assert outcome.result()["state"] == "active" and outcome.result()["version"] == "3.0.0"
-    h.pipeline.stop()
-    versions = [r["model"]["version"] for r in h.sink.on("result")]
+    versions = [r["model"]["version"] for r in _swap_while_running(h, current, v3, "3.0.0")]
     switch = versions.index("3.0.0")
     assert set(versions[switch:]) == {"3.0.0"} and len(versions) > switch + 5
     assert h.pipeline.counters.errors == 0
