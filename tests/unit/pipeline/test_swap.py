@@ -36,14 +36,19 @@ def _repoint(link: Path, target: Path) -> None:
     os.replace(tmp, link)
 
 
-def _swap_while_running(h: Harness, current: Path, target: Path, version: str) -> list[dict[str, Any]]:
-    """Start, let 10 frames through, repoint ``current`` at ``target`` and reload; the results."""
+def _swap_while_running(
+    h: Harness, current: Path, target: Path, version: str, after: int = 0
+) -> list[dict[str, Any]]:
+    """Start, let 10 frames through, repoint ``current`` at ``target``, reload, let ``after`` more
+    frames through; the results."""
     h.pipeline.start()
     assert h.run_until(lambda: h.pipeline.counters.inspected >= 10, 30)
     _repoint(current, target)
     outcome = h.slot.request()
     assert h.run_until(outcome.done, 30)
     assert outcome.result()["state"] == "active" and outcome.result()["version"] == version
+    swapped = h.pipeline.counters.inspected
+    assert h.run_until(lambda: h.pipeline.counters.inspected >= swapped + after, 30)
     h.pipeline.stop()
     return h.sink.on("result")
 
@@ -82,7 +87,7 @@ def test_a_swap_to_another_input_size_reprepares_frames_prepared_for_the_old_mod
                       labels=["ok", "scratch", "hole"], width=48, height=40, budget_ms=1000)  # fmt: skip
     frames = frames_dir(tmp_path / "frames", 20)
     h = build(f"dir:{frames}", current, camera={"loop": True}, inference={"rollback_frames": 5})
-    versions = [r["model"]["version"] for r in _swap_while_running(h, current, v3, "3.0.0")]
+    versions = [r["model"]["version"] for r in _swap_while_running(h, current, v3, "3.0.0", after=10)]
     switch = versions.index("3.0.0")
     assert set(versions[switch:]) == {"3.0.0"} and len(versions) > switch + 5
     assert h.pipeline.counters.errors == 0
