@@ -8,8 +8,8 @@ invoke of the frame before.
 Each job carries its own input tensor: jobs queue between the two threads, so one shared
 buffer would be overwritten under a job waiting or in flight. Tensors come from a small free
 list per model, refilled when the inference thread is done with one, so nothing is allocated
-per frame once the line runs; a job dropped on the way (stale, replaced) just leaves its tensor
-to the garbage collector.
+per frame once the line runs; a job dropped as stale or skipped gives its tensor back, one
+replaced in the live one-slot hand-off leaves it to the garbage collector.
 
 Where preprocessing pays depends on which thread is the bottleneck. With a real-sized model the
 invoke is; with a small one decoding is, and preprocessing on the capture thread would then slow
