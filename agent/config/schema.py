@@ -162,6 +162,9 @@ class InferenceConfig:
     skip_every: int = 2  # the skip policy inspects every Nth frame
     hang_timeout_s: float = 5.0  # an inference call taking longer marks the agent degraded
     rollback_frames: int = 20  # frames a new model must survive after a hot swap
+    # auto: when the inference thread is the bottleneck, the agent's other threads get a lower
+    # CPU priority (agent/pipeline/priority.py); equal: every thread keeps its priority.
+    priority: Literal["auto", "equal"] = "auto"
 
     def _check(self) -> Problems:
         problems: Problems = []

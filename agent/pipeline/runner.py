@@ -32,6 +32,7 @@ from agent.pipeline.budget import OverrunMonitor
 from agent.pipeline.handoff import BoundedQueue, Closed, Handoff, LatestSlot
 from agent.pipeline.observers import Observers, SwapWatch
 from agent.pipeline.prepare import Placement, Prepared, Preparer, prepare_for
+from agent.pipeline.priority import Favour
 from agent.pipeline.stats import Counters, LatencyWindow
 from agent.pipeline.swap import ModelSlot
 from agent.protocol.payloads import ResultPayload, TriggerTag, encode, result_payload
@@ -95,6 +96,8 @@ class Pipeline:
         self.capture_started: float | None = None  # set while a capture read is in progress
         self.infer_started: float | None = None  # set while invoke (and any late preprocessing) runs
         self.placement = Placement()  # which thread preprocesses (prepare.py)
+        favour = cfg.inference.priority == "auto" and cfg.model.threads == 1
+        self.favour = Favour(enabled=favour)  # the inference thread first when it is the bottleneck
         self._stop = threading.Event()
         self._generation = {"capture": 0, "infer": 0}
         self._live = True
@@ -306,6 +309,7 @@ class Pipeline:
             job.prepared = None
             job.preprocess_ms, job.infer_ms = prepared.ms, (t2 - t1) * 1000.0
             self.placement.note_invoke(job.infer_ms)
+            self.favour.note()
         except Exception as exc:  # a runtime error on one frame is counted, reported, and the line goes on
             job.error = f"{type(exc).__name__}: {exc}"
         finally:
