@@ -58,6 +58,7 @@ class _Plan:
     quarantined: list[QuarantineRow] = field(default_factory=list)
     duplicates: int = 0
     conflicts: int = 0
+    replaced: int = 0  # unnoticed presigned uploads replaced by their fallback's image
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +128,7 @@ class Ingest:
         c["stored"] += len(rows)
         c["duplicates"] += batch.duplicates + plan.duplicates + raced
         c["conflicts"] += batch.conflicts + plan.conflicts
+        c["uploads_replaced"] += plan.replaced
         c["events"] += len(batch.events)
         c["quarantined"] += len(batch.quarantined) + len(plan.quarantined)
         return len(rows)
@@ -148,7 +150,12 @@ class Ingest:
         """Objects whose key was taken when this batch created them: another collector (or an
         earlier attempt of this batch) stored that id first. The same image is a redelivery, the
         index's unique id decides which row stays; a different image is a conflict, and the first
-        stored copy stays (never overwritten), as with a redelivery that conflicts."""
+        stored copy stays (never overwritten), as with a redelivery that conflicts.
+
+        One exception: a sample sent after a failed presigned upload (``upload: fallback``) whose
+        id has no row. Its PUT can have landed while the agent saw a timeout; the object under its
+        key is then the device's own full-resolution copy, which no row points at, and the image
+        that came with the metadata replaces it (ids are 128-bit ULIDs: no other device's)."""
         keep: list[Sample] = []
         for sample in plan.fresh:
             if sample.row.path not in taken:
@@ -157,6 +164,11 @@ class Ingest:
             stored = self.storage.read(sample.row.path)  # a StorageError: retried, unacknowledged
             if stored == sample.jpeg:
                 keep.append(sample)
+            elif sample.message.fallback:
+                plan.files.append((sample.row.path, sample.jpeg))  # written over it, row committed after
+                keep.append(sample)
+                plan.replaced += 1
+                log.info("presigned_upload_replaced", id=sample.row.id, path=sample.row.path)
             else:
                 self._conflict(plan, sample)
         plan.fresh = keep

@@ -40,6 +40,7 @@ class Incoming:
     mid: int
     qos: int
     uploaded: bool = False  # metadata only: the JPEG was PUT to the store (sampling.upload: presigned)
+    fallback: bool = False  # the JPEG came this way after a failed presigned upload (protocol/upload.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,7 @@ from agent.collector.storage import StorageFullError, StorageUnavailableError
 from agent.errors import AgentError, first_line
 from agent.mqtt import ClientSpec, describe_connect_error, new_client, new_properties
 from agent.protocol.topics import fleet_filter
-from agent.protocol.upload import PRESIGNED, REQUEST_KIND, UPLOAD_PROPERTY
+from agent.protocol.upload import FALLBACK, PRESIGNED, REQUEST_KIND, UPLOAD_PROPERTY
 from agent.protocol.wire import META_PROPERTY
 from agent.sdnotify import Notifier
 
@@ -79,12 +79,12 @@ def subscriptions(cfg: CollectorConfig) -> list[str]:
 
 def incoming(msg: paho.MQTTMessage) -> Incoming:
     props = getattr(msg, "properties", None)
-    meta, uploaded = None, False
+    meta, upload = None, None
     for key, value in getattr(props, "UserProperty", None) or ():
         if key == META_PROPERTY:
             meta = value
         elif key == UPLOAD_PROPERTY:
-            uploaded = value == PRESIGNED
+            upload = value
     return Incoming(
         topic=msg.topic,
         payload=bytes(msg.payload),
@@ -92,7 +92,8 @@ def incoming(msg: paho.MQTTMessage) -> Incoming:
         meta=meta,
         mid=msg.mid,
         qos=msg.qos,
-        uploaded=uploaded,
+        uploaded=upload == PRESIGNED,
+        fallback=upload == FALLBACK,
     )
 
 

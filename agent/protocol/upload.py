@@ -6,12 +6,18 @@ of the shared group answers on the response topic with ``{"id", "url"}`` (a pres
 key the collector itself derives from the metadata) or ``{"id", "error"}``. After the PUT the
 agent sends the metadata on ``…/sample`` with an empty payload and the user property
 ``upload: presigned``; the collector reads the object back from its store and validates it.
+
+When the upload fails the sample goes the usual way (the JPEG in the payload) with the user
+property ``upload: fallback``: a PUT can succeed at the store while the agent sees a timeout or
+a reset, so an object may already sit under the sample's key without a row. The collector
+replaces that object with the fallback's image instead of taking it for a conflicting copy.
 """
 
 from __future__ import annotations
 
 UPLOAD_PROPERTY = "upload"
 PRESIGNED = "presigned"
+FALLBACK = "fallback"
 REQUEST_KIND = "upload"
 RESPONSE_KIND = "upload_url"
 

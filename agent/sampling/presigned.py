@@ -5,7 +5,8 @@ presigned PUT URL, uploads the JPEG over HTTP(S), and then sends only the metada
 Any failure (no collector answers in time, the collector's storage cannot presign, the PUT fails)
 returns False and the sampler sends the sample the usual way, through the outbox: a sample is never
 lost. It is never stored twice either: the collector keys objects by sample id, so a PUT that
-succeeded unnoticed is overwritten by the fallback's image under the same key, with one row.
+succeeded unnoticed is overwritten by the fallback's image under the same key, with one row: the
+fallback carries ``upload: fallback`` so that the collector knows to (agent/protocol/upload.py).
 
 Its own small MQTT client (from the shared factory) carries the requests: the outbox's publisher
 only publishes, and a request must not wait behind queued results.

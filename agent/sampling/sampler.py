@@ -30,7 +30,7 @@ from agent.model.result import InferenceResult
 from agent.observer import FrameObserver
 from agent.protocol.ids import new_id
 from agent.protocol.payloads import ResultPayload, detection_dicts
-from agent.protocol.upload import PRESIGNED, UPLOAD_PROPERTY
+from agent.protocol.upload import FALLBACK, PRESIGNED, UPLOAD_PROPERTY
 from agent.protocol.wire import CONTENT_TYPE, META_PROPERTY, frame
 from agent.publish import Priority, Sink
 from agent.sampling.dedup import DuplicateFilter, dhash
@@ -237,6 +237,7 @@ class Sampler(FrameObserver):
         self._queue.task_done()
 
     def _send(self, job: _Job) -> None:
+        tried = self._uploader is not None
         if self._uploader is not None and self._send_presigned(job, self._uploader):
             return
         wire, meta = self._wire, job.meta
@@ -264,7 +265,8 @@ class Sampler(FrameObserver):
                 qos=wire.qos,
                 priority=Priority.SAMPLE,
                 content_type=CONTENT_TYPE,
-                user_properties=[(META_PROPERTY, text)],
+                # after a failed presigned upload: its PUT may have landed unnoticed (protocol/upload.py)
+                user_properties=[(META_PROPERTY, text), *([(UPLOAD_PROPERTY, FALLBACK)] if tried else [])],
             )
         else:
             self._sink.publish(
@@ -353,4 +355,5 @@ class Sampler(FrameObserver):
                 "error": w["dropped_error"],
             },
             "queued": self._queue.qsize(),
+            "upload": {"presigned": w["uploaded"], "fallback": w["upload_fallback"]},
         }

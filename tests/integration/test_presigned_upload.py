@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,4 +102,79 @@ def test_a_failed_put_falls_back_and_the_collector_waits_out_the_stopped_store(
     widths = _widths(col.location)
     assert sorted(widths) == sorted(sent) and set(widths.values()) == {64}  # all came the MQTT way
     assert "collector_backend_recovered" in col.output
+    assert col.stop() == 0
+
+
+def _publish_sample(port: int, prefix: str, doc: dict[str, Any], data: bytes, fallback: bool) -> None:
+    """One sample over MQTT 5 as the agent sends it, with ``upload: fallback`` when asked."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+    from paho.mqtt.packettypes import PacketTypes
+
+    from agent.mqtt import new_properties
+    from agent.protocol.upload import FALLBACK, UPLOAD_PROPERTY
+    from agent.protocol.wire import CONTENT_TYPE, META_PROPERTY
+    from tests.unit.collector.samples import topic
+
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        props = new_properties(PacketTypes.PUBLISH)
+        props.ContentType = CONTENT_TYPE
+        props.UserProperty = [(META_PROPERTY, json.dumps(doc))] + (
+            [(UPLOAD_PROPERTY, FALLBACK)] if fallback else []
+        )
+        client.publish(topic(doc["device"], prefix=prefix), data, qos=1, properties=props).wait_for_publish(
+            10
+        )
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def test_a_put_that_landed_unnoticed_is_replaced_by_its_fallback_not_quarantined(
+    tmp_path: Path, servers: tuple[Mosquitto, Postgres, SeaweedS3], unique_prefix: str,  # noqa: F811
+    group: Callable[..., ScaledCollector],  # noqa: F811
+) -> None:  # fmt: skip
+    """The agent's PUT reached the store but its answer did not reach the agent (a timeout, a
+    reset): the full-resolution object sits under the sample's key with no row, and the same id
+    then comes over MQTT, downscaled, marked ``upload: fallback``. It is stored with one row and
+    its object replaced, not quarantined as a conflicting copy. The same message without the
+    mark (a device bug reusing an id) stays a conflict: the first copy kept, the message
+    quarantined."""
+    from agent.collector.messages import sample_key
+    from tests.unit.collector.samples import jpeg, meta
+
+    mosquitto, postgres, seaweed = servers
+    prefix = f"fb-{unique_prefix}"
+    shared = {"backend": "s3", "index": postgres.url, "s3": seaweed.storage_config(prefix=prefix)}
+    col = group("col", mosquitto.port, unique_prefix, shared, client_id="col-fb").start()
+    s3 = seaweed.client()
+    docs = {}
+    for fallback in (True, False):
+        full, small = jpeg(160, 120, seed=3), jpeg(64, 48, seed=3)
+        doc = meta(small)
+        s3.put_object(
+            Bucket=seaweed.bucket, Key=f"{prefix}/{sample_key(doc)}", Body=full
+        )  # the unnoticed PUT
+        _publish_sample(mosquitto.port, unique_prefix, doc, small, fallback)
+        docs[fallback] = (doc, full, small)
+    index = Index(postgres.url)
+    try:
+        wait_until(lambda: index.query("SELECT count(*) FROM quarantine")[0][0] >= 1
+                   and len(col.ids()) >= 1, 60, lambda: col.output[-3000:])  # fmt: skip
+        time.sleep(1.0)  # anything else would have landed by now
+        assert col.ids() == [docs[True][0]["id"]]
+        ((reason,),) = index.query("SELECT reason FROM quarantine")
+        assert "already stored with a different image" in reason
+    finally:
+        index.close()
+
+    def body(doc: dict[str, Any]) -> bytes:
+        return bytes(s3.get_object(Bucket=seaweed.bucket, Key=f"{prefix}/{sample_key(doc)}")["Body"].read())
+
+    assert body(docs[True][0]) == docs[True][2]  # replaced by what came with the row
+    assert body(docs[False][0]) == docs[False][1]  # the first copy stays
+    assert "presigned_upload_replaced" in col.output
     assert col.stop() == 0

@@ -201,3 +201,37 @@ def test_sample_metadata_carries_the_models_boxes_and_anomaly_score() -> None:
         {"label": "ok", "score": 0.5, "box": [0.5, 0.5, 0.6, 0.7]},
     ]
     assert "anomaly_score" not in first and second["anomaly_score"] == 0.7346 and "detections" not in second
+
+
+class _Refusing:
+    """An uploader whose PUT always fails (as a timeout after the store took it would look)."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def upload(self, meta: dict[str, object], data: bytes) -> bool:
+        self.asked.append(str(meta["id"]))
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_failed_presigned_upload_goes_over_mqtt_marked_as_its_fallback() -> None:
+    """The fallback says so (``upload: fallback``): its PUT may have landed unnoticed, and the
+    collector then replaces that object instead of quarantining the sample as a conflict. A
+    device without presigned uploads sends no such mark."""
+    from agent.sampling.sampler import Sampler
+
+    uploader = _Refusing()
+    sink = RecordingSink()
+    plain = make(sink, low_confidence=LOW)
+    with_upload = Sampler(plain.cfg, sink=sink, wire=plain._wire, device=plain._device, uploader=uploader)
+    with_upload.observe(frame(1), result(0.6), payload(1))
+    with_upload.close()
+    plain.observe(frame(2), result(0.6), payload(2))
+    plain.close()
+    fallback, direct = (dict(m.user_properties) for m in sink.messages)
+    assert uploader.asked == [json.loads(fallback["meta"])["id"]]
+    assert fallback.get("upload") == "fallback" and "upload" not in direct
+    assert with_upload.stats()["upload"] == {"presigned": 0, "fallback": 1}
