@@ -280,6 +280,14 @@ class WebAuthConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WebTlsFiles:
+    """``web.tls``: the console over HTTPS (PEM files; relative paths from the config's directory)."""
+
+    cert_file: str  # the server certificate, chain included
+    key_file: str
+
+
+@dataclass(frozen=True, slots=True)
 class WebConsoleConfig:
     """``web:`` — the technician's console in the agent (docs/console.md); off unless ``listen`` is set."""
 
@@ -290,6 +298,7 @@ class WebConsoleConfig:
     defects_kept: int = 24  # recent defects kept in memory (thumbnail + frame JPEG)
     max_upload_bytes: int = 16 * 1024 * 1024  # POST /api/classify body limit (413 above it)
     max_upload_pixels: int = 40_000_000  # width x height read from the header before decoding
+    tls: WebTlsFiles | None = None  # HTTPS; session cookies then carry Secure, and HSTS is sent
 
     @property
     def host(self) -> str:

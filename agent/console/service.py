@@ -46,9 +46,11 @@ class Console(LiveView):
             home="/",
             template_dirs=[_templates()],
             nav=(("/", "Live", "viewer"),),
+            secure_cookies=web.tls is not None,
         )
         listen = WebConfig(listen=web.listen or "127.0.0.1:0")
-        self.server = WebServer(build_console_app(ctx, host, self), listen)
+        tls = (str(cfg.resolve(web.tls.cert_file)), str(cfg.resolve(web.tls.key_file))) if web.tls else None
+        self.server = WebServer(build_console_app(ctx, host, self), listen, tls_files=tls)
         self._started = False
         self._closed = False
 

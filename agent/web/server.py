@@ -7,6 +7,7 @@ the address), port 0 picks a free port (tests), and :attr:`WebServer.port` tells
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from typing import Any
@@ -29,6 +30,7 @@ class WebServer:
         self.port: int = self._sock.getsockname()[1]
         options: dict[str, Any] = {}
         if tls_files is not None:
+            _check_tls(*tls_files)
             options = {"ssl_certfile": tls_files[0], "ssl_keyfile": tls_files[1]}
         config = uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5,
@@ -73,6 +75,17 @@ class WebServer:
             self._thread.join(timeout)
         self._sock.close()
         log.info("web_stopped")
+
+
+def _check_tls(cert: str, key: str) -> None:
+    """Load the pair once here, so that a missing file, a password-protected key or a key of
+    another certificate stops the process at start with one line, not the server thread later."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key, password=lambda: b"")  # an encrypted key fails, never prompts
+    except (OSError, ssl.SSLError) as exc:
+        why = exc.strerror or exc  # "No such file or directory", "[SSL: KEY_VALUES_MISMATCH] key ..."
+        raise WebError(f"web.tls: cannot load cert_file {cert} with key_file {key}: {why}") from exc
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -60,8 +60,10 @@ def start_console_agent(
     return agent, url
 
 
-def login(base: str, user: str = "tech", password: str = PASSWORD) -> tuple[WebClient, Reply]:
-    client = WebClient(base)
+def login(
+    base: str, user: str = "tech", password: str = PASSWORD, ca: Path | None = None
+) -> tuple[WebClient, Reply]:
+    client = WebClient(base, ca)
     form = client.get("/login")
     token = _CSRF.search(form.text)
     assert token, form.text
@@ -318,3 +320,52 @@ def test_check_save_frame_writes_the_cameras_frame(tmp_path: Path) -> None:
     assert f"frame saved to {out}" in done.stdout, done.stdout + done.stderr
     image = cv2.imread(str(out))
     assert image is not None and image.shape[2] == 3
+
+
+def test_the_console_over_https_sends_secure_cookies_and_refuses_plain_http(tmp_path: Path) -> None:
+    """``web.tls``: the technician's password and session never cross the plant network in clear."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    from tests.support.certs import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    agent, url = start_console_agent(
+        tmp_path, tls={"cert_file": str(pki.server_cert), "key_file": str(pki.server_key)}
+    )
+    try:
+        assert url.startswith("https://127.0.0.1:")
+        client, reply = login(url, ca=pki.ca)
+        assert reply.status == 303
+        cookies = list(client.jar)
+        assert cookies and all(c.secure for c in cookies)
+        assert "max-age" in reply.headers.get("strict-transport-security", "").lower()
+        assert inspected(client) > 0
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):  # not this CA's client
+            urllib.request.urlopen(url + "/login", timeout=10, context=ssl.create_default_context())
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as plain:
+            plain.sendall(b"GET /login HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = plain.recv(4096)
+        assert b"HTTP/1.1 200" not in answer and b"<form" not in answer  # no page in clear
+    finally:
+        agent.stop()
+
+
+@pytest.mark.parametrize("fault", ["missing", "mismatched"])
+def test_a_bad_tls_pair_is_one_line_at_start(tmp_path: Path, fault: str) -> None:
+    from tests.support.certs import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    key = tmp_path / "nope.key" if fault == "missing" else pki.client_key  # another certificate's key
+    config = write_config(
+        tmp_path, port=1, prefix="x", source="synthetic:1",
+        web={"listen": "127.0.0.1:0", "tls": {"cert_file": str(pki.server_cert), "key_file": str(key)}},
+    )  # fmt: skip
+    done = run_agent(["run", "--config", str(config)])
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.splitlines() if "web.tls" in line]
+    assert len(lines) == 1, done.stderr
+    assert ("No such file" if fault == "missing" else "KEY_VALUES_MISMATCH") in lines[0], lines[0]
+    assert "Traceback" not in done.stderr

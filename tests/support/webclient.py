@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
 from http.cookiejar import CookieJar
+from pathlib import Path
 from typing import Any
 
 _CSRF = re.compile(r'name="csrf(?:-token)?" (?:value|content)="([^"]+)"')
@@ -36,10 +38,14 @@ class Reply:
 class WebClient:
     """One browser-like user agent: its own cookie jar; redirects are returned, not followed."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, ca: Path | None = None) -> None:
+        """``ca``: the PEM file an HTTPS server's certificate is checked against."""
         self.base = base
         self.jar = CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect())
+        handlers: list[Any] = [urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect()]
+        if ca is not None:
+            handlers.append(urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=str(ca))))
+        self.opener = urllib.request.build_opener(*handlers)
         self.csrf = ""
 
     def request(
