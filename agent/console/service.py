@@ -17,7 +17,7 @@ from agent.console.host import Host
 from agent.console.live import LiveView
 from agent.console.web import LocalContext, build_console_app
 from agent.web.app import WebContext
-from agent.web.auth import LoginLimiter, Signer, load_secret
+from agent.web.auth import LoginLimiter, Signer, load_secret, revoked_beside
 from agent.web.config import WebConfig, require_web
 from agent.web.server import WebServer
 from agent.web.users import Users
@@ -47,6 +47,7 @@ class Console(LiveView):
             template_dirs=[_templates()],
             nav=(("/", "Live", "viewer"),),
             secure_cookies=web.tls is not None,
+            revoked=revoked_beside(secret),
         )
         listen = WebConfig(listen=web.listen or "127.0.0.1:0")
         tls = (str(cfg.resolve(web.tls.cert_file)), str(cfg.resolve(web.tls.key_file))) if web.tls else None

@@ -28,7 +28,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent.errors import AgentError
-from agent.web.auth import PRELOGIN_COOKIE, SESSION_COOKIE, LoginLimiter, Signer
+from agent.web.auth import PRELOGIN_COOKIE, SESSION_COOKIE, LoginLimiter, Revoked, Signer
 from agent.web.users import Users
 
 log = structlog.get_logger(__name__)
@@ -62,6 +62,7 @@ class WebContext:
     template_dirs: Sequence[Path]
     secure_cookies: bool = False
     nav: Sequence[tuple[str, str, str]] = ()  # (href, text, role needed)
+    revoked: Revoked = field(default_factory=lambda: Revoked(None))  # sessions ended by logout
     env: jinja2.Environment = field(init=False)
 
     def __post_init__(self) -> None:
@@ -86,7 +87,7 @@ class WebContext:
 
     def principal(self, request: Request) -> Principal | None:
         session = self.signer.check(request.cookies.get(SESSION_COOKIE))
-        if session is None:
+        if session is None or session.nonce in self.revoked:
             return None
         user = self.users.get(session.user)
         if user is None or self.signer.fingerprint(user.password_hash) != session.fingerprint:
@@ -196,6 +197,9 @@ def login_routes(ctx: WebContext) -> list[BaseRoute]:
         return response
 
     async def logout(request: Request, principal: Principal) -> Response:
+        session = ctx.signer.check(request.cookies.get(SESSION_COOKIE))
+        if session is not None:  # a copy of this cookie is refused from now on
+            ctx.revoked.add(session.nonce, session.issued + ctx.signer.max_age_s)
         log.info("logout", user=principal.name)
         response = RedirectResponse("/login", 303)
         response.delete_cookie(SESSION_COOKIE)

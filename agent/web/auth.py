@@ -5,6 +5,11 @@ and a fingerprint of the user's password hash, signed with HMAC-SHA256 under a k
 file (created 0600 on first start). So sessions survive a restart, changing a password ends
 every session of that user, and nothing needs a session table. The CSRF token of a session is
 HMAC(key, "csrf:" + nonce): a token stolen from one session is useless with another.
+
+Logging out ends the session on the server too, not only in the browser: its nonce goes on a
+revocation list (:class:`Revoked`) until the session would have expired anyway, kept in a file
+beside the key, so a cookie copied before the logout (a shared workstation, a proxy log) is
+refused from then on, across restarts.
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ import secrets
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
+from agent.fsutil import write_atomic
 from agent.web.config import WebError
 
 log = structlog.get_logger(__name__)
@@ -37,6 +44,11 @@ class Session:
     issued: float
     nonce: str
     fingerprint: str
+
+
+def revoked_beside(secret: Path) -> Revoked:
+    """The revocation list kept next to the signing key (``{key file}.revoked``)."""
+    return Revoked(secret.with_name(secret.name + ".revoked"))
 
 
 def load_secret(path: Path) -> bytes:
@@ -57,6 +69,65 @@ def load_secret(path: Path) -> bytes:
     if len(key) < 16:
         raise WebError(f"web: the secret key {path} is shorter than 16 bytes")
     return key
+
+
+class Revoked:
+    """Nonces of sessions ended by logout, each until its session's expiry; in memory and, with a
+    ``path``, in an append-only file (``nonce expiry`` per line, fsynced) compacted at start."""
+
+    MAX = 100_000  # a bound on memory; logouts need a valid session each, so this is never near
+
+    def __init__(self, path: Path | None, now: Callable[[], float] = time.time) -> None:
+        self._path, self._now = path, now
+        self._lock = threading.Lock()
+        self._until: dict[str, float] = {}
+        if path is not None:
+            self._load(path)
+
+    def _load(self, path: Path) -> None:
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise WebError(f"web: cannot read the revoked sessions {path}: {exc.strerror or exc}") from exc
+        now = self._now()
+        for line in text.splitlines():
+            nonce, _, until = line.partition(" ")
+            try:
+                expiry = float(until)
+            except ValueError:
+                continue  # a line torn by a power cut: that session expires on its own
+            if expiry > now and nonce:
+                self._until[nonce] = expiry
+        kept = "".join(f"{n} {t:.0f}\n" for n, t in self._until.items())
+        try:
+            write_atomic(path, kept, prepare=lambda tmp: tmp.chmod(0o600))
+        except OSError as exc:
+            raise WebError(f"web: cannot write the revoked sessions {path}: {exc.strerror or exc}") from exc
+
+    def add(self, nonce: str, until: float) -> None:
+        with self._lock:
+            now = self._now()
+            if len(self._until) >= self.MAX:
+                self._until = {n: t for n, t in self._until.items() if t > now}
+            self._until[nonce] = until
+            if self._path is None:
+                return
+            try:
+                fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                try:
+                    os.write(fd, f"{nonce} {until:.0f}\n".encode())
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:  # revoked for this run; logged, the logout itself goes on
+                why = exc.strerror or str(exc)
+                log.warning("session_revocation_not_saved", path=str(self._path), error=why)
+
+    def __contains__(self, nonce: str) -> bool:
+        until = self._until.get(nonce)
+        return until is not None and until > self._now()
 
 
 class Signer:

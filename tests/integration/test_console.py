@@ -369,3 +369,21 @@ def test_a_bad_tls_pair_is_one_line_at_start(tmp_path: Path, fault: str) -> None
     assert len(lines) == 1, done.stderr
     assert ("No such file" if fault == "missing" else "KEY_VALUES_MISMATCH") in lines[0], lines[0]
     assert "Traceback" not in done.stderr
+
+
+def test_logout_ends_the_session_for_a_copied_cookie_too(tmp_path: Path) -> None:
+    """A cookie copied before the logout (a shared workstation, a proxy log) is refused after it.
+    An agent of its own: the module's shared one has its login limit spent by another test."""
+    agent, base = start_console_agent(tmp_path)
+    try:
+        client, _ = login(base, "watcher")
+        thief = WebClient(base)
+        for cookie in client.jar:
+            thief.jar.set_cookie(cookie)
+        assert thief.get("/api/session").status == 200
+        assert client.request("POST", "/logout", data={"csrf": client.csrf}).status == 303
+        assert thief.get("/api/session").status == 401
+        again, reply = login(base, "watcher")  # the user logs in again: a new session, which works
+        assert reply.status == 303 and again.get("/api/session").status == 200
+    finally:
+        agent.stop()

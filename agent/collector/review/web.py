@@ -25,7 +25,7 @@ from agent.collector.review.stats import overview
 from agent.collector.review.users import ROLES
 from agent.collector.storage import open_storage
 from agent.web.app import HttpError, Principal, WebContext, build_app, guard
-from agent.web.auth import LoginLimiter, Signer, load_secret
+from agent.web.auth import LoginLimiter, Signer, load_secret, revoked_beside
 from agent.web.config import require_web
 from agent.web.server import WebServer
 from agent.web.users import Users
@@ -116,6 +116,7 @@ def build_review_app(cfg: CollectorConfig, service: ReviewService) -> Any:
         template_dirs=[HERE / "templates"],
         secure_cookies=web.tls is not None,
         nav=NAV,
+        revoked=revoked_beside(secret),
     )
     routes = [*page_routes(ctx, service), *api_routes(ctx, service)]
     return build_app(ctx, routes, {"review": HERE / "static"})

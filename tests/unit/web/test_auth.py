@@ -129,3 +129,32 @@ def test_collector_adduser_command(tmp_path: Path) -> None:
     config.write_text(f"storage: {{root: {tmp_path / 'store'}}}\n")
     none = subprocess.run(cmd, input="carol-password\n", capture_output=True, text=True, env=env, check=False)
     assert none.returncode != 0 and "no web: section" in none.stderr
+
+
+def test_revoked_sessions_survive_a_restart_until_they_would_have_expired(tmp_path: Path) -> None:
+    from agent.web.auth import Revoked
+
+    now = [1000.0]
+    path = tmp_path / "web-secret.key.revoked"
+    revoked = Revoked(path, now=lambda: now[0])
+    revoked.add("n1", 1000.0 + 60)
+    revoked.add("n2", 1000.0 + 3600)
+    assert "n1" in revoked and "n2" in revoked and "n3" not in revoked
+    assert path.stat().st_mode & 0o777 == 0o600
+    with path.open("a") as fh:
+        fh.write("torn-line-without-expiry\nn4 not-a-number\n")  # a power cut mid-write
+    now[0] += 120
+    again = Revoked(path, now=lambda: now[0])  # a restart
+    assert "n1" not in again and "n2" in again
+    assert path.read_text() == "n2 4600\n"  # compacted: expired and torn lines gone
+    now[0] += 3600
+    assert "n2" not in again
+
+
+def test_an_unreadable_revocation_file_is_one_line(tmp_path: Path) -> None:
+    from agent.web.auth import Revoked
+
+    path = tmp_path / "revoked"
+    path.mkdir()  # a directory where the file should be
+    with pytest.raises(WebError, match=r"web: cannot read the revoked sessions .*revoked"):
+        Revoked(path)
