@@ -147,11 +147,16 @@ class OpcuaConfig:
     # Both set: only Basic256Sha256 (Sign and SignAndEncrypt) is offered, with this certificate.
     certificate: str | None = None  # PEM or DER
     private_key: str | None = None  # PEM
+    # A directory of the client certificates (DER or PEM) allowed a session, re-read when it
+    # changes; None: any client certificate on a secured channel.
+    trusted_clients: str | None = None
 
     def _check(self) -> Problems:
         problems = _check_listen(self.listen) if self.listen is not None else []
         if (self.certificate is None) != (self.private_key is None):
             problems.append(("certificate", "certificate and private_key go together"))
+        if self.trusted_clients is not None and self.certificate is None:
+            problems.append(("trusted_clients", "needs certificate and private_key (a secured endpoint)"))
         return problems
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -20,6 +21,7 @@ from typing import Any
 import structlog
 
 from agent.config.line import OpcuaConfig
+from agent.errors import LineError
 from agent.line import require, serve_in_thread
 from agent.line.state import LineState, Snapshot
 
@@ -46,14 +48,76 @@ VARIABLES: tuple[tuple[str, str, Callable[[Snapshot], Any]], ...] = (
 )
 
 
+class TrustedClients:
+    """The client certificates allowed a session: every ``*.der``, ``*.pem``, ``*.crt`` file in a
+    directory, compared by the SHA-256 of their DER bytes (the way an OPC UA server's trusted
+    folder works). The directory is read again when its modification time changes, so an
+    integrator adds a PLC by copying its certificate there, without a restart; a file that is not
+    a certificate is logged once and left out."""
+
+    SUFFIXES = (".der", ".pem", ".crt", ".cer")
+
+    def __init__(self, directory: Path) -> None:
+        if not directory.is_dir():
+            raise LineError(f"opcua.trusted_clients: {directory} is not a directory")
+        self.directory = directory
+        self._mtime: float | None = None
+        self._allowed: set[str] = set()
+        self._bad: set[str] = set()
+
+    def allows(self, der: bytes) -> bool:
+        mtime = self.directory.stat().st_mtime
+        if mtime != self._mtime:
+            self._mtime, self._allowed = mtime, self._load()
+        return fingerprint(der) in self._allowed
+
+    def _load(self) -> set[str]:
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        allowed: set[str] = set()
+        for path in sorted(self.directory.iterdir()):
+            if path.suffix.lower() not in self.SUFFIXES:
+                continue
+            try:
+                data = path.read_bytes()
+                cert = (x509.load_pem_x509_certificate(data) if b"-----BEGIN" in data
+                        else x509.load_der_x509_certificate(data))  # fmt: skip
+            except (OSError, ValueError) as exc:
+                if str(path) not in self._bad:
+                    self._bad.add(str(path))
+                    log.warning("opcua_trusted_certificate_unreadable", path=str(path), error=str(exc)[:200])
+                continue
+            allowed.add(fingerprint(cert.public_bytes(Encoding.DER)))
+        log.info("opcua_trusted_clients", directory=str(self.directory), certificates=len(allowed))
+        return allowed
+
+
+def fingerprint(der: bytes) -> str:
+    return hashlib.sha256(der).hexdigest()
+
+
+def _subject(der: bytes) -> str:
+    try:
+        from cryptography import x509
+
+        return x509.load_der_x509_certificate(der).subject.rfc4514_string()[:200]
+    except ValueError:
+        return "(not a certificate)"
+
+
 class _SecureChannelsOnly:
-    """asyncua's user manager, used to refuse a session on an unsecured channel.
+    """asyncua's user manager, used to refuse a session on an unsecured channel or, with a trust
+    list, from a client whose certificate is not in it.
 
     asyncua offers only the configured policies in its endpoints, but its server still opens a
     ``None`` secure channel for a client that skips the endpoint check, and serves it. A session on
     such a channel has an empty peer certificate, so refusing those at activation (BadUserAccessDenied)
-    closes the hole. Any client certificate is accepted on a secured channel (no trust list yet).
+    closes the hole. Without ``trusted`` any client certificate is accepted on a secured channel.
     """
+
+    def __init__(self, trusted: TrustedClients | None = None) -> None:
+        self.trusted = trusted
 
     def get_user(
         self, iserver: Any, username: Any = None, password: Any = None, certificate: Any = None
@@ -62,6 +126,10 @@ class _SecureChannelsOnly:
 
         if not certificate:  # b"" on a None channel
             log.warning("opcua_unsecured_session_refused")
+            return None
+        if self.trusted is not None and not self.trusted.allows(bytes(certificate)):
+            der = bytes(certificate)  # named so that the integrator can find and trust it
+            log.warning("opcua_untrusted_client_refused", sha256=fingerprint(der), subject=_subject(der))
             return None
         return User(role=UserRole.User)
 
@@ -79,6 +147,8 @@ class OpcuaServer:
         self.device = device
         self._state = state
         self._fire = fire
+        trusted = cfg.trusted_clients
+        self._trusted = TrustedClients(base_dir / trusted) if trusted is not None else None  # checked now
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -121,7 +191,7 @@ class OpcuaServer:
     async def _build(self) -> Any:
         ua = self._ua.ua
         secure = self.cfg.certificate is not None and self.cfg.private_key is not None
-        server = self._ua.Server(user_manager=_SecureChannelsOnly() if secure else None)
+        server = self._ua.Server(user_manager=_SecureChannelsOnly(self._trusted) if secure else None)
         await server.init()
         host, _, port = (self.cfg.listen or "").rpartition(":")
         server.set_endpoint(f"opc.tcp://{host}:{port}/inspection/")

@@ -7,6 +7,7 @@ client, 50 at once, an out-of-range write, a malformed Sparkplug command).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import threading
@@ -211,6 +212,10 @@ def _self_signed(directory: Path, name: str, uri: str, use: Any) -> tuple[Path, 
 
 @pytest.fixture
 def secure_opcua(tmp_path: Path) -> Iterator[tuple[OpcuaServer, Triggers, Path]]:
+    yield from _secure_opcua(tmp_path)
+
+
+def _secure_opcua(tmp_path: Path, **extra: Any) -> Iterator[tuple[OpcuaServer, Triggers, Path]]:
     from cryptography.x509.oid import ExtendedKeyUsageOID
 
     from agent.config.line import OpcuaConfig
@@ -226,7 +231,7 @@ def secure_opcua(tmp_path: Path) -> Iterator[tuple[OpcuaServer, Triggers, Path]]
 
     triggers = Triggers(inspect, state=state)
     triggers.start()
-    cfg = OpcuaConfig(listen="127.0.0.1:0", certificate=cert.name, private_key=key.name)
+    cfg = OpcuaConfig(listen="127.0.0.1:0", certificate=cert.name, private_key=key.name, **extra)
     server = OpcuaServer(cfg, tmp_path, device="cam-01", state=state, fire=triggers.fire)
     server.start()
     yield server, triggers, tmp_path
@@ -380,3 +385,68 @@ def test_an_mqtt_trigger_command_goes_through_the_line_queue_with_its_tag(
     assert json.loads(published[0][1])["trigger"] == tag  # the published result carries it too
     health = agent.lines[0].health()
     assert health["triggers"]["received"] == 1 and health["triggers"]["missed"] == 0
+
+
+def test_opcua_with_a_trust_list_serves_only_the_clients_in_it(tmp_path: Path) -> None:
+    """``opcua.trusted_clients``: the PLC whose certificate is in the folder gets a session; another
+    client with a valid self-signed certificate is refused (BadUserAccessDenied) and named in the
+    log by its SHA-256, and copying its certificate into the folder lets it in, without a restart."""
+    import shutil
+
+    from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+    from structlog.testing import capture_logs
+
+    from agent.line.opcua import fingerprint
+
+    trusted = tmp_path / "trusted"
+    trusted.mkdir()
+    (trusted / "notes.txt").write_text("not a certificate, not looked at")
+    (trusted / "broken.pem").write_text("-----BEGIN CERTIFICATE-----\ngarbage\n")  # logged, left out
+    plc_key, plc_cert = _self_signed(tmp_path, "plc", "urn:plc:client", ExtendedKeyUsageOID.CLIENT_AUTH)
+    rogue_key, rogue_cert = _self_signed(
+        tmp_path, "rogue", "urn:rogue:client", ExtendedKeyUsageOID.CLIENT_AUTH
+    )
+    shutil.copy(plc_cert, trusted / "plc.der")
+    gen = _secure_opcua(tmp_path, trusted_clients="trusted")
+    server, _triggers, directory = next(gen)
+    url = f"opc.tcp://127.0.0.1:{server.port}/inspection/"
+
+    async def trigger(key: Path, cert: Path, uri: str) -> int:
+        client = asyncua.Client(url, timeout=10)
+        client.application_uri = uri
+        await client.set_security(
+            SecurityPolicyBasic256Sha256, str(cert), str(key),
+            server_certificate=str(directory / "server-cert.der"),
+            mode=asyncua.ua.MessageSecurityMode.SignAndEncrypt,
+        )  # fmt: skip
+        async with client:
+            ns = await client.get_namespace_index("urn:inspection-agent")
+            device = await client.nodes.objects.get_child([f"{ns}:Inspection", f"{ns}:cam-01"])
+            seq, _label = await device.call_method(f"{ns}:Trigger")
+            return int(seq)
+
+    try:
+        assert asyncio.run(trigger(plc_key, plc_cert, "urn:plc:client")) == 1
+        with capture_logs() as logs, pytest.raises(asyncua.ua.UaStatusCodeError, match="BadUserAccessDenied"):
+            asyncio.run(trigger(rogue_key, rogue_cert, "urn:rogue:client"))
+        refused = [e for e in logs if e["event"] == "opcua_untrusted_client_refused"]
+        assert [e["sha256"] for e in refused] == [fingerprint(rogue_cert.read_bytes())]
+        assert "CN=rogue" in refused[0]["subject"]
+        assert triggers_received(server) == 1  # the refused client triggered nothing
+        shutil.copy(rogue_cert, trusted / "rogue.der")  # the integrator trusts it
+        assert asyncio.run(trigger(rogue_key, rogue_cert, "urn:rogue:client")) == 2
+    finally:
+        with contextlib.suppress(StopIteration):
+            next(gen)
+
+
+def test_opcua_trust_list_that_is_not_a_directory_is_one_line(tmp_path: Path) -> None:
+    from agent.config.line import OpcuaConfig
+    from agent.errors import LineError
+
+    cfg = OpcuaConfig(
+        listen="127.0.0.1:0", certificate="c.der", private_key="k.pem", trusted_clients="nowhere"
+    )
+    with pytest.raises(LineError, match=r"opcua.trusted_clients: .*nowhere is not a directory"):
+        OpcuaServer(cfg, tmp_path, device="cam-01", state=LineState(), fire=lambda _s: None)

@@ -43,6 +43,10 @@ def test_a_full_line_config_loads(tmp_path: Path) -> None:
             {"opcua": {"listen": "0.0.0.0:4840", "certificate": "c.der"}},
             "certificate and private_key go together",
         ),
+        (
+            {"opcua": {"listen": "0.0.0.0:4840", "trusted_clients": "ca"}},
+            "opcua.trusted_clients: needs certificate",
+        ),
         ({"sparkplug": {"enabled": True, "group_id": "a/b"}}, "sparkplug.group_id"),
         ({"mqtt": {"topic_root": "{prefix}/{plant}/{device}"}}, "unknown field(s) ['plant']"),
         ({"mqtt": {"topic_root": "{prefix}/{site}"}}, "must contain {device}"),
