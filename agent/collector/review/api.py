@@ -5,6 +5,7 @@
     POST /api/samples/{id}/votes      {"label": "scratch"} or {"unsure": true}
     POST /api/samples/{id}/votes/undo
     POST /api/samples/{id}/adjudication {"label": "scratch"}   (admin)
+    POST /api/samples/{id}/reopen {"reason": "why"}   (admin: a new round of votes)
     GET  /api/adjudication (admin)    GET /api/stats
 
 State-changing calls need the session cookie and the ``X-CSRF-Token`` header.
@@ -107,6 +108,13 @@ class Api:
         sid = request.path_params["id"]
         return _outcome(await run_in_threadpool(self.service.adjudicate, sid, user.name, label, "web"))
 
+    async def reopen(self, request: Request, user: Principal) -> Response:
+        reason = (await _body(request)).get("reason")
+        if not isinstance(reason, str):
+            raise HttpError(400, 'give {"reason": WHY}')
+        sid = request.path_params["id"]
+        return _outcome(await run_in_threadpool(self.service.reopen, sid, user.name, reason))
+
     def adjudication(self, request: Request, user: Principal) -> Response:
         items = queries.needs_adjudication(self.service.index)
         for item in items:
@@ -127,6 +135,7 @@ def api_routes(ctx: WebContext, service: ReviewService) -> list[BaseRoute]:
         Route("/api/samples/{id}/votes", reviewer(api.vote), methods=["POST"]),
         Route("/api/samples/{id}/votes/undo", reviewer(api.undo), methods=["POST"]),
         Route("/api/samples/{id}/adjudication", admin(api.adjudicate), methods=["POST"]),
+        Route("/api/samples/{id}/reopen", admin(api.reopen), methods=["POST"]),
         Route("/api/adjudication", admin(api.adjudication)),
         Route("/api/stats", reviewer(api.stats)),
     ]

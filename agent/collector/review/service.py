@@ -16,7 +16,7 @@ from agent.collector.index import Index
 from agent.collector.messages import safe_component
 from agent.collector.review import queries
 from agent.collector.review.config import ReviewConfig
-from agent.collector.review.errors import BadLabel, NotFound
+from agent.collector.review.errors import BadLabel, NotFound, ReviewError
 from agent.collector.review.queries import Filters
 from agent.collector.review.store import Outcome, ReviewStore
 from agent.collector.storage import Storage, StorageError
@@ -123,6 +123,13 @@ class ReviewService:
     def adjudicate(self, sample_id: str, admin: str, label: str, source: str) -> Outcome:
         self._check_label(self.sample(sample_id), label)
         return self._settle(self.store.adjudicate(sample_id, admin, label, source))
+
+    def reopen(self, sample_id: str, admin: str, reason: str) -> Outcome:
+        """Send a decided sample back to the reviewers for a new round (see ReviewStore.reopen)."""
+        reason = " ".join(reason.split())
+        if not reason or len(reason) > 500:
+            raise ReviewError(f"{sample_id}: say why it is reopened (1 to 500 characters), for the audit")
+        return self._settle(self.store.reopen(sample_id, admin, reason))
 
     def _check_label(self, row: dict[str, Any], label: str) -> None:
         labels = self.labels(row)

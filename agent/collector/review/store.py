@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.collector.index import Db, Index, IndexIntegrityError, SampleRow
-from agent.collector.messages import safe_component
+from agent.collector.messages import safe_component, sample_key
 from agent.collector.review.errors import Conflict, NotFound
 from agent.collector.review.schema import INSERT_REVIEW, review_row
 
@@ -184,6 +184,25 @@ class ReviewStore:
                              "ORDER BY ts", (sample_id, row["round"]))  # fmt: skip
             detail = json.dumps({"source": source, "state": row["state"], "votes": votes})
             return self._label(db, row, label, actor=admin, action="adjudicated", detail=detail)
+
+    def reopen(self, sample_id: str, admin: str, reason: str) -> Outcome:
+        """A new round of votes for a labeled or disputed sample (an admin's call: the label looks
+        wrong, the labeling guide changed). The earlier rounds' votes and decision stay in the
+        votes table and the audit trail; the image goes back under ``unlabeled/``, and the sample
+        leaves exports until a new consensus or an adjudication decides it again."""
+        with self._write(sample_id) as (db, row):
+            if row["state"] == "open":
+                raise Conflict(f"{sample_id}: already open for review (round {row['round']})")
+            rnd, ts = row["round"] + 1, now_ms()
+            new_path = sample_key(json.loads(row["meta"]))
+            db.execute("UPDATE review SET state='open', round=?, label=NULL, decided_by=NULL, "
+                       "decided_at=NULL, unsure=0 WHERE id=?", (rnd, sample_id))  # fmt: skip
+            db.execute("UPDATE samples SET label=NULL, path=? WHERE id=?", (new_path, sample_id))
+            db.execute("INSERT INTO history (id, ts, action, label, from_path, to_path) VALUES (?,?,?,?,?,?)",
+                       (sample_id, ts, "reopened", None, row["path"], new_path))  # fmt: skip
+            _audit(db, sample_id, admin, "reopened", previous=row["label"], rnd=rnd, detail=reason)
+            move = (row["path"], new_path) if row["path"] != new_path else None
+            return Outcome(sample_id, "open", None, move)
 
     def mark_missing(self, sample_id: str) -> None:
         """Flag a sample whose image is not in storage (audited once)."""

@@ -86,6 +86,12 @@ def page_routes(ctx: WebContext, service: ReviewService) -> list[BaseRoute]:
         await run_in_threadpool(service.adjudicate, request.path_params["id"], user.name, label, "web")
         return RedirectResponse("/adjudicate", 303)
 
+    async def reopen(request: Request, user: Principal) -> Response:
+        sid = request.path_params["id"]
+        reason = str((await request.form()).get("reason") or "")
+        await run_in_threadpool(service.reopen, sid, user.name, reason)
+        return RedirectResponse(f"/samples/{sid}", 303)
+
     def stats(request: Request, user: Principal) -> Response:
         return ctx.render("overview.html", user, o=overview(service.index))
 
@@ -95,6 +101,7 @@ def page_routes(ctx: WebContext, service: ReviewService) -> list[BaseRoute]:
         Route("/samples/{id}", reviewer(sample)),
         Route("/adjudicate", admin(adjudication)),
         Route("/adjudicate/{id}", admin(decide), methods=["POST"]),
+        Route("/samples/{id}/reopen", admin(reopen), methods=["POST"]),
         Route("/overview", reviewer(stats)),
     ]
 

@@ -218,3 +218,52 @@ def test_overview_page_shows_agreement(review: ReviewApp) -> None:
         bob.post(f"/api/samples/{sid}/votes", {"label": "ok"})
     page = alice.get("/overview")
     assert page.status == 200 and 'id="reviewer-agreement">100%' in page.text
+
+
+def test_an_admin_reopens_a_decided_sample_for_a_new_round(review: ReviewApp) -> None:
+    """The consensus looks wrong (or the labeling guide changed): an admin sends the sample back.
+    Its image returns under unlabeled/, reviewers vote again without seeing the first round, and
+    the trail keeps both rounds and the reason."""
+    alice, bob, boss = review.client("alice"), review.client("bob"), review.client("boss")
+    a = review.ids[0]
+    url = f"/api/samples/{a}/reopen"
+    alice.post(f"/api/samples/{a}/votes", {"label": "scratch"})
+    assert bob.post(f"/api/samples/{a}/votes", {"label": "scratch"}).json()["state"] == "labeled"
+    assert boss.post(url, {"reason": "   "}).status == 400  # the audit needs a reason
+    refused = alice.post(url, {"reason": "I changed my mind"})
+    assert refused.status == 403 and "admin" in refused.json()["error"]
+    assert boss.post(url, {"reason": "the guide now calls these dents"}).json() == {
+        "id": a, "state": "open", "label": None
+    }  # fmt: skip
+    assert not list(review.cfg.root.glob(f"*/*/labeled/*/{a}.jpg"))
+    assert len(list(review.cfg.root.glob(f"*/*/unlabeled/*/{a}.jpg"))) == 1
+    assert boss.post(url, {"reason": "again"}).status == 409  # already open
+    assert alice.get(f"/api/samples/{a}").json()["audit"] is None  # round 2: nothing seen before voting
+    assert a in [it["id"] for it in alice.get("/api/samples?state=unreviewed&limit=50").json()["items"]]
+    alice.post(f"/api/samples/{a}/votes", {"label": "dent"})
+    assert bob.post(f"/api/samples/{a}/votes", {"label": "dent"}).json()["label"] == "dent"
+    assert (review.cfg.root / f"demo-defects/1.0.0/labeled/dent/{a}.jpg").is_file()
+    trail = boss.get(f"/api/samples/{a}").json()["audit"]
+    assert [(x["actor"], x["action"], x["label"], x["round"]) for x in trail] == [
+        ("alice", "vote", "scratch", 1), ("bob", "vote", "scratch", 1),
+        ("consensus", "labeled", "scratch", 1), ("boss", "reopened", None, 2),
+        ("alice", "vote", "dent", 2), ("bob", "vote", "dent", 2), ("consensus", "labeled", "dent", 2),
+    ]  # fmt: skip
+    assert trail[3]["previous"] == "scratch" and trail[3]["detail"] == "the guide now calls these dents"
+    assert boss.get("/api/stats").json()["labeled"] == {"dent": 1}
+
+
+def test_the_reopen_form_on_the_sample_page_is_for_admins(review: ReviewApp) -> None:
+    alice, bob, boss = review.client("alice"), review.client("bob"), review.client("boss")
+    a = review.ids[1]
+    alice.post(f"/api/samples/{a}/votes", {"label": "ok"})
+    bob.post(f"/api/samples/{a}/votes", {"label": "dent"})  # disputed
+    assert 'action="/samples/' not in alice.get(f"/samples/{a}").text
+    assert f'action="/samples/{a}/reopen"' in boss.get(f"/samples/{a}").text
+    page = alice.request("POST", f"/samples/{a}/reopen", data={"reason": "x", "csrf": alice.csrf})
+    assert page.status == 403
+    done = boss.request(
+        "POST", f"/samples/{a}/reopen", data={"reason": "let them look again", "csrf": boss.csrf}
+    )
+    assert done.status == 303 and done.headers["location"] == f"/samples/{a}"
+    assert boss.get(f"/api/samples/{a}").json()["state"] == "open"

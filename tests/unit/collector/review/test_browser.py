@@ -143,4 +143,12 @@ def test_two_reviewers_an_admin_and_the_export(
     boss.get(f"{app.url}/samples/{undone}")
     trail = " | ".join(r.text for r in boss.find_elements(By.CSS_SELECTOR, "#audit tbody tr"))
     assert "alice unsure" in trail and "alice retract" in trail and "alice vote" in trail, trail
+
+    boss.get(f"{app.url}/samples/{agreed}")  # the admin sends a consensus back for a new round
+    reason = boss.find_element(By.ID, "reason")
+    assert boss.find_element(By.CSS_SELECTOR, "label[for=reason]").text.startswith("Reopen")
+    reason.send_keys("the guide changed" + Keys.ENTER)  # the keyboard alone submits it
+    wait(boss, lambda d: d.find_element(By.ID, "state").text == "open")
+    trail = " | ".join(r.text for r in boss.find_elements(By.CSS_SELECTOR, "#audit tbody tr"))
+    assert "boss reopened" in trail and not boss.find_elements(By.ID, "reason"), trail
     time.sleep(0)
