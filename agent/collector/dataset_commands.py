@@ -1,4 +1,4 @@
-"""``inspection-agent dataset label|export|import|stats --config PATH``: the retraining dataset."""
+"""``inspection-agent dataset label|reopen|export|import|stats --config PATH``: the retraining dataset."""
 
 from __future__ import annotations
 
@@ -33,6 +33,15 @@ def register(sub: Any) -> None:
     )
     label.add_argument("--config", required=True, help="the collector's YAML config")
     label.set_defaults(func=label_cmd)
+
+    reopen = actions.add_parser(
+        "reopen", help="send decided samples back to the reviewers for a new round (as an admin)"
+    )
+    reopen.add_argument("ids", nargs="+", metavar="ID")
+    reopen.add_argument("--reason", required=True, help="why, for the audit trail")
+    reopen.add_argument("--admin", help="the name it is recorded under (default cli:$USER)")
+    reopen.add_argument("--config", required=True, help="the collector's YAML config")
+    reopen.set_defaults(func=reopen_cmd)
 
     exp = actions.add_parser(
         "export", help="write labeled samples as train/val/test splits, or open ones as Label Studio tasks"
@@ -101,6 +110,26 @@ def label_cmd(args: argparse.Namespace) -> int:
     done = len(args.ids) - len(problems)
     verb = "decided" if args.adjudicate else "voted"
     sys.stdout.write(f"{verb} {done} sample(s) as {args.label} (reviewer {reviewer})\n")
+    return 1 if problems else 0
+
+
+def reopen_cmd(args: argparse.Namespace) -> int:
+    from agent.collector.review.errors import ReviewError
+
+    admin = args.admin or f"cli:{getpass.getuser()}"
+    service = _service(args)
+    problems = []
+    try:
+        for sample_id in args.ids:
+            try:
+                service.reopen(sample_id, admin, args.reason)
+            except ReviewError as exc:
+                problems.append(str(exc))
+    finally:
+        service.close()
+    for problem in problems:
+        sys.stderr.write(f"inspection-agent: dataset reopen: {problem}\n")
+    sys.stdout.write(f"reopened {len(args.ids) - len(problems)} sample(s) for a new round (by {admin})\n")
     return 1 if problems else 0
 
 

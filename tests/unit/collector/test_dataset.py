@@ -118,3 +118,36 @@ def test_an_export_carries_where_each_frame_came_from_for_evaluation(parts: Part
     data = read_eval_set(out, "val")
     assert len(data.items) == 2
     assert all(item.meta["line"] == rows[0]["line"] and item.meta["device"] for item in data.items)
+
+
+def test_dataset_reopen_command_sends_samples_back_and_reports_each_problem(
+    parts: Parts, tmp_path: Path
+) -> None:
+    from tests.support.agentproc import run_agent
+
+    first, second = collect(parts, 2)
+    assert label(parts, [first], "scratch") == []
+    config = str(tmp_path / "collector.yaml")
+    args = ["dataset", "reopen", first, second, "NOPE", "--reason", "guide v2", "--admin", "qa-lead"]
+    done = run_agent([*args, "--config", config])
+    assert done.returncode == 1
+    assert done.stdout.strip() == "reopened 1 sample(s) for a new round (by qa-lead)"
+    problems = done.stderr.strip().splitlines()
+    assert problems == [
+        f"inspection-agent: dataset reopen: {second}: already open for review (round 1)",
+        "inspection-agent: dataset reopen: NOPE: no such sample",
+    ]
+    row = parts.index.sample(first)
+    assert row is not None and row["label"] is None
+    assert (
+        row["path"] == f"demo-defects/1.0.0/unlabeled/ok/{first}.jpg"
+        and (parts.cfg.root / row["path"]).is_file()
+    )
+    assert [h[0] for h in parts.index.history(first)] == ["received", "labeled", "reopened"]
+    last = audit(parts.index, first)[-1]
+    assert (last["actor"], last["action"], last["previous"], last["detail"]) == (
+        "qa-lead",
+        "reopened",
+        "scratch",
+        "guide v2",
+    )
