@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -51,7 +52,8 @@ VARIABLES: tuple[tuple[str, str, Callable[[Snapshot], Any]], ...] = (
 class TrustedClients:
     """The client certificates allowed a session: every ``*.der``, ``*.pem``, ``*.crt`` file in a
     directory, compared by the SHA-256 of their DER bytes (the way an OPC UA server's trusted
-    folder works). The directory is read again when its modification time changes, so an
+    folder works). The certificates are read again when a file there is added, removed or changed
+    (names, sizes and modification times are compared at each session activation), so an
     integrator adds a PLC by copying its certificate there, without a restart; a file that is not
     a certificate is logged once and left out."""
 
@@ -61,15 +63,25 @@ class TrustedClients:
         if not directory.is_dir():
             raise LineError(f"opcua.trusted_clients: {directory} is not a directory")
         self.directory = directory
-        self._mtime: float | None = None
+        self._seen: tuple[tuple[str, int, int], ...] | None = None
         self._allowed: set[str] = set()
         self._bad: set[str] = set()
 
     def allows(self, der: bytes) -> bool:
-        mtime = self.directory.stat().st_mtime
-        if mtime != self._mtime:
-            self._mtime, self._allowed = mtime, self._load()
+        seen = self._listing()
+        if seen != self._seen:
+            self._seen, self._allowed = seen, self._load()
         return fingerprint(der) in self._allowed
+
+    def _listing(self) -> tuple[tuple[str, int, int], ...]:
+        """Each file's name, size and modification time: a copy within the same second as the
+        last read still shows (a directory's own mtime can be that coarse on some filesystems)."""
+        entries = []
+        for entry in os.scandir(self.directory):
+            with contextlib.suppress(OSError):  # removed meanwhile
+                st = entry.stat()
+                entries.append((entry.name, st.st_size, st.st_mtime_ns))
+        return tuple(sorted(entries))
 
     def _load(self) -> set[str]:
         from cryptography import x509
