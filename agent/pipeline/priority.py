@@ -17,10 +17,12 @@ threads included). After ``windows`` windows in a row in which the inference thr
 at least ``busy`` of the wall time and the rest of the process needed at most ``ratio`` of its
 CPU, every other thread of the process gets ``nice`` more (Linux nice is per thread, and a
 thread starts with its creator's value, so decoder threads opened later follow the capture
-thread). It happens once: an unprivileged process cannot give a thread its priority back, and a
-later lighter model only means the inference thread sleeps more, which hands the cores to the
-others anyway. Off with ``inference.priority: equal``, on other systems than Linux, and with
-``model.threads`` above 1 (the runtime's own worker threads cannot be told from the others).
+thread), except the line's timing threads (photo-eye edges, reject pulses, triggers), whose
+latency a PLC or a reject gate depends on. It happens once: an unprivileged process cannot give
+a thread its priority back, and a later lighter model only means the inference thread sleeps
+more, which hands the cores to the others anyway. Off with ``inference.priority: equal``, on
+other systems than Linux, and with ``model.threads`` above 1 (the runtime's own worker threads
+cannot be told from the others).
 """
 
 from __future__ import annotations
@@ -38,13 +40,22 @@ log = structlog.get_logger(__name__)
 _TASKS = Path("/proc/self/task")
 
 
+# Threads whose timing the line depends on keep their priority: the photo-eye edge reader
+# (edge timestamps), the reject pulse scheduler and the trigger dispatcher (agent/line/).
+TIMING_THREADS = ("line-",)
+
+
 def lower_others(nice: int, keep: int) -> int:
     """Add ``nice`` to the nice value of every thread of this process except ``keep`` (a native
-    thread id); returns how many were lowered. Threads that end meanwhile are passed over."""
+    thread id) and the line's timing threads (:data:`TIMING_THREADS`, by Python thread name);
+    returns how many were lowered. Threads that end meanwhile are passed over."""
+    spared = {keep} | {
+        t.native_id for t in threading.enumerate() if t.name.startswith(TIMING_THREADS) and t.native_id
+    }
     lowered = 0
     for entry in os.scandir(_TASKS):
         tid = int(entry.name)
-        if tid == keep:
+        if tid in spared:
             continue
         try:
             current = os.getpriority(os.PRIO_PROCESS, tid)
