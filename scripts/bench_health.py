@@ -52,6 +52,9 @@ class Line:
         self.counters = Counters()
         self.latency = LatencyWindow()
 
+    def scheduling(self) -> dict[str, str]:
+        return {"preprocess": "inference", "priority": "equal"}
+
 
 class Watch:
     def health(self) -> dict[str, Any]:

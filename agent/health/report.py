@@ -43,6 +43,8 @@ class PipelineView(Protocol):
     counters: Counters
     latency: LatencyWindow
 
+    def scheduling(self) -> dict[str, str]: ...
+
 
 class SupervisorView(Protocol):
     def health(self) -> dict[str, Any]: ...
@@ -173,6 +175,7 @@ class HealthReporter:
             "counters": counters,
             "latency_ms": latency,
             "latency_frames": samples,
+            "scheduling": self._pipeline.scheduling(),
             "outbox": _outbox(pub),
             "sampler": self._observers.section("sampler"),
             "drift": self._observers.section("drift"),

@@ -88,6 +88,7 @@ class Favour:
         self.window_s, self.windows = window_s, windows
         self._now, self._thread_time, self._process_time, self._apply = now, thread_time, process_time, apply
         self.applied = False
+        self.state = "watching" if self.enabled else "equal"  # then "favoured", or "refused" (EPERM)
         self._streak = 0
         self._frames = 0
         self._start: tuple[float, float, float] | None = None
@@ -119,6 +120,7 @@ class Favour:
         if self._streak >= self.windows:
             self.applied = True
             lowered = self._apply(self.nice, threading.get_native_id())
+            self.state = "favoured" if lowered else "refused"
             if lowered:
                 log.info("inference_favoured", nice=self.nice, threads_lowered=lowered, **_rounded(self.last))
             else:  # setpriority refused: a unit whose SystemCallFilter lacks it (the shipped one has it)

@@ -108,6 +108,15 @@ class Pipeline:
         self._skip_n = 0
         self._side: collections.deque[Callable[[LoadedModel], None]] = collections.deque()
 
+    def scheduling(self) -> dict[str, str]:
+        """What the adaptive parts decided, for health: where frames are preprocessed
+        (``capture`` or ``inference``) and the inference thread's priority (``watching``,
+        ``favoured``, ``refused`` or ``equal``)."""
+        return {
+            "preprocess": "capture" if self.placement.on_capture else "inference",
+            "priority": self.favour.state,
+        }
+
     # -- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
         """Open the source (a finite source that cannot be opened raises CameraError) and start the stages."""

@@ -26,6 +26,9 @@ class Line:
     counters: Counters = field(default_factory=Counters)
     latency: LatencyWindow = field(default_factory=LatencyWindow)
 
+    def scheduling(self) -> dict[str, str]:
+        return {"preprocess": "inference", "priority": "watching"}
+
 
 @dataclass
 class Watch:

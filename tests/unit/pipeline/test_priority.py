@@ -129,7 +129,7 @@ def run_child(tmp: Path, package: Path, frames: Path) -> dict[str, object]:
         threads["line-pulses"] = pulses.native_id
         nice = {name: os.getpriority(os.PRIO_PROCESS, tid) for name, tid in threads.items() if tid}
         nice["main"] = os.getpriority(os.PRIO_PROCESS, 0)  # this thread
-        return {"applied": h.pipeline.favour.applied, "nice": nice, "last": h.pipeline.favour.last}
+        return {"applied": h.pipeline.favour.applied, "nice": nice, "scheduling": h.pipeline.scheduling()}
     finally:
         stop.set()
         h.pipeline.stop()
@@ -157,12 +157,14 @@ def test_a_slow_model_gets_the_cpu_first_and_its_thread_keeps_its_priority(tmp_p
     assert isinstance(nice, dict)
     assert nice["infer"] == nice["line-pulses"] == 0  # the reject pulses keep their timing
     assert nice["capture"] == nice["publish"] == nice["main"] == 5
+    assert got["scheduling"] == {"preprocess": "capture", "priority": "favoured"}  # as health reports it
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="per-thread priorities are Linux's")
 def test_a_light_model_changes_no_priority(tmp_path: Path) -> None:
     got = _child(tmp_path, iterations=1)
     assert not got["applied"], got
+    assert isinstance(got["scheduling"], dict) and got["scheduling"]["priority"] == "watching"
     nice = got["nice"]
     assert isinstance(nice, dict)
     assert set(nice.values()) == {0}
