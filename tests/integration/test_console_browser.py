@@ -66,9 +66,14 @@ def test_a_technician_aims_watches_and_snapshots_in_a_real_browser(
     _wait(driver, lambda d: d.find_element(By.ID, "fps").text not in ("", "\u2013"))
     assert driver.find_element(By.ID, "model-version").text == "1.0.0"
     assert driver.find_element(By.ID, "model-name").text == "demo-defects"
-    rows = _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#latency-rows tr"))
-    assert [r.find_element(By.TAG_NAME, "td").text for r in rows][-1] == "total"
-    assert float(rows[-1].find_elements(By.TAG_NAME, "td")[2].text) > 0
+    # The table is re-rendered on every poll: read its last row in one script, so that no element
+    # goes stale between finding it and reading it (CI caught that race once).
+    last_row = (
+        "const r = document.querySelectorAll('#latency-rows tr'); if (!r.length) return null;"
+        " return [...r[r.length - 1].querySelectorAll('td')].map(c => c.textContent.trim());"
+    )
+    last = _wait(driver, lambda d: d.execute_script(last_row))
+    assert last[0] == "total" and float(last[2]) > 0, last
     _wait(driver, lambda d: "peak" in d.find_element(By.ID, "focus").text)
 
     # a defect thumbnail appears (the synthetic line makes about 30 % defective parts)
