@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ from tests.support.mosquitto import Mosquitto  # noqa: E402
 
 DEMO = REPO / "models" / "demo-defects" / "1.0.0"
 TICK = os.sysconf("SC_CLK_TCK")
+CORES = len(os.sched_getaffinity(0))
 PY = sys.executable
 PRIORITY = ["auto"]  # inference.priority of every agent run (--priority), for before/after runs
 
@@ -88,6 +90,13 @@ class Counter:
 def _cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime, every thread
+
+
+def _machine_busy_s() -> float:
+    """CPU seconds the whole machine has spent not idle (every process: the broker and this
+    script's subscriber too), from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / TICK  # all but idle and iowait; guest is in user
 
 
 def _rss_mb(pid: int) -> float:
@@ -183,10 +192,12 @@ def run_agents(
         time.sleep(warm_s)
         t0 = time.monotonic()
         cpu0 = [_cpu_s(a.proc.pid) for a in agents]
+        busy0 = _machine_busy_s()
         n0 = [counter.count(a.name) for a in agents]
         d0 = [counter.defects.get(a.name, 0) for a in agents]
         time.sleep(seconds)
         wall = time.monotonic() - t0
+        busy = (_machine_busy_s() - busy0) / wall
         cpu1 = [_cpu_s(a.proc.pid) for a in agents]
         n1 = [counter.count(a.name) for a in agents]
         d1 = [counter.defects.get(a.name, 0) for a in agents]
@@ -200,6 +211,7 @@ def run_agents(
                     "defect_share": (d1[i] - d0[i]) / max(1, n),
                     "cpu_us_per_frame": cpu / max(1, n) * 1e6,
                     "cpu_share": cpu / wall,
+                    "machine_busy": busy,  # cores busy on the whole machine (all agents, broker, counter)
                     "p99_ms": float(np.percentile(counter.totals[a.name][n0[i] : n1[i]], 99)),
                     "rss_mb": _rss_mb(a.proc.pid),
                 }
@@ -254,6 +266,9 @@ def line_figures(  # noqa: PLR0917  (a benchmark helper; every argument is a fig
     base = {v: worker(cfg, v, frames) for v in ("invoke", "source", "core", "naive-mqtt")}
     agent = run_agents(counter, [cfg], seconds)[0]
     slowest = min(base["invoke"]["fps"], base["source"]["fps"])
+    # The most a process could do if every stage overlapped perfectly on this machine's cores:
+    # the slowest stage, or all cores busy with decode + preprocess + invoke and nothing else.
+    ceiling = min(slowest, CORES / (base["core"]["cpu_us_per_frame"] / 1e6))
     return {
         "agent": agent,
         **base,
@@ -261,39 +276,41 @@ def line_figures(  # noqa: PLR0917  (a benchmark helper; every argument is a fig
         "vs_naive": agent["fps"] / base["naive-mqtt"]["fps"],
         "vs_slowest": agent["fps"] / slowest,
         "vs_invoke": agent["fps"] / base["invoke"]["fps"],
+        "ceiling_fps": ceiling,
+        "vs_ceiling": agent["fps"] / ceiling,
         "slowest": "invoke" if base["invoke"]["fps"] <= base["source"]["fps"] else "decode+preprocess",
         "overhead_us": agent["cpu_us_per_frame"] - base["core"]["cpu_us_per_frame"],
     }
 
 
 def real_models(  # noqa: PLR0917  (a benchmark helper)
-    work: Path, counter: Counter, port: int, line: Path, frames: int, seconds: float
+    work: Path, counter: Counter, port: int, clip: dict[str, Path], frames: int, seconds: float
 ) -> dict[str, Any]:
+    """Each real-sized model on the H.264 line clip and on the cheap-to-decode MJPEG clip: with
+    the MJPEG one the invoke is the slowest stage on any machine, which is where the agent is
+    to reach 0.95 of invoke alone; on the H.264 one decode may be, or all cores together."""
     from bench_realsize import MODELS, build
 
     out: dict[str, Any] = {}
+    line = clip["line"]
     for model in MODELS:
         pkg = build(model, REPO / ".bench-models")
         budget = yaml.safe_load((pkg / "manifest.yaml").read_text())["budget_ms"]
         for runtime in ("tflite", "onnx"):
             key = f"{model}/{runtime}"
-            fig = line_figures(
-                work,
-                counter,
-                port,
-                key.replace("/", "-"),
-                line,
-                frames,
-                seconds,
-                package=pkg,
-                runtime=runtime,
+            name = key.replace("/", "-")
+            fig = line_figures(work, counter, port, name, line, frames, seconds, package=pkg, runtime=runtime)
+            mjpeg = clip["storm"]
+            fig["mjpeg"] = line_figures(
+                work, counter, port, f"{name}-mjpeg", mjpeg, frames, seconds, package=pkg, runtime=runtime
             )
             two = write_config(
                 work, f"{key.replace('/', '-')}-t2", port, f"video:{line}", pkg, runtime=runtime, threads=2
             )
             fig["invoke_threads2"] = worker(two, "invoke", frames)
-            name = f"{key.replace('/', '-')}-live"
-            live = write_config(work, name, port, f"video:{line}", pkg, runtime=runtime, realtime=True)
+            live = write_config(
+                work, f"{name}-live", port, f"video:{line}", pkg, runtime=runtime, realtime=True
+            )
             fig["live30"] = run_agents(counter, [live], seconds)[0]  # a camera's pace: no replay queue
             fig["budget_ms"] = budget
             out[key] = fig
@@ -349,7 +366,7 @@ def measure(work: Path, counter: Counter, port: int, args: argparse.Namespace) -
     }
     res["cameras"] = two_cameras(work, counter, port, c["line"], args.camera_seconds)
     if not args.skip_real:
-        res["real"] = real_models(work, counter, port, c["line"], args.real_frames, sec)
+        res["real"] = real_models(work, counter, port, c, args.real_frames, sec)
     return res
 
 
@@ -373,15 +390,20 @@ def report(r: dict[str, Any]) -> None:
     w(f"machine: {r['machine']}\n\n")
     w(
         f"{'scenario':22s} {'agent fps':>9s} {'naive':>8s} {'decode+pre':>10s} {'invoke':>8s} "
-        f"{'x naive':>8s} {'x slowest':>9s} {'defects':>8s} {'p99 ms':>7s}\n"
+        f"{'x naive':>8s} {'x slowest':>9s} {'x ceiling':>9s} {'defects':>8s} {'p99 ms':>7s} "
+        f"{'cores busy':>10s}\n"
     )
     for key in ("line", "storm", "noisy-storm", "storm-qos0"):
         f = r[key]
         w(
             f"{key:22s} {f['agent']['fps']:9.1f} {f['naive-mqtt']['fps']:8.1f} {f['source']['fps']:10.1f} "
-            f"{f['invoke']['fps']:8.1f} {f['vs_naive']:8.2f} {f['vs_slowest']:9.2f} {f['defect_share']:8.0%} "
-            f"{f['agent']['p99_ms']:7.1f}\n"
+            f"{f['invoke']['fps']:8.1f} {f['vs_naive']:8.2f} {f['vs_slowest']:9.2f} {f['vs_ceiling']:9.2f} "
+            f"{f['defect_share']:8.0%} {f['agent']['p99_ms']:7.1f} {_busy(f['agent'])}\n"
         )
+    w(
+        "  x ceiling: against the slowest stage or, if lower, all cores doing nothing but decode +\n"
+        "  preprocess + invoke; cores busy: the whole machine during the run (agent, broker, counter)\n"
+    )
     w("\nper-frame CPU (µs): agent, decode+preprocess+invoke alone, overhead beyond it\n")
     for key in ("line", "storm", "noisy-storm", "storm-qos0"):
         f = r[key]
@@ -398,20 +420,9 @@ def report(r: dict[str, Any]) -> None:
             f"invoke {core['invoke_ms']:7.2f}\n"
         )
     if "real" in r:
-        w("\nreal-sized models (H.264 line clip): agent vs invoke alone, p99 vs budget, threads 2 vs 1\n")
-        for key, f in r["real"].items():
-            t1, t2 = f["invoke"]["fps"], f["invoke_threads2"]["fps"]
-            w(
-                f"  {key:26s} agent {f['agent']['fps']:6.1f} fps  invoke {t1:6.1f} fps  "
-                f"x invoke {f['vs_invoke']:.2f} p99 {f['agent']['p99_ms']:6.1f} ms (budget {f['budget_ms']}) "
-                f"threads2 {t2:6.1f} fps ({t2 / t1:.2f}x)  RSS {f['agent']['rss_mb']:.0f} MB  "
-                f"CPU {f['agent']['cpu_us_per_frame'] / 1000:.1f} ms/frame\n"
-            )
-        w("  the same clip paced like a 30 fps camera (no replay queue): fps, p99 vs budget\n")
-        for key, f in r["real"].items():
-            live = f["live30"]
-            w(f"  {key:26s} {live['fps']:5.1f} fps  p99 {live['p99_ms']:6.1f} ms (budget {f['budget_ms']})\n")
+        _real(w, r["real"])
     w("\ntwo agents, one 30 fps camera each (demo model):\n")
+
     for i, cam in enumerate(r["cameras"], 1):
         w(
             f"  cam-{i}: {cam['fps']:.1f} fps, p99 {cam['p99_ms']:.1f} ms, CPU share {cam['cpu_share']:.1%} "
@@ -424,6 +435,39 @@ def report(r: dict[str, Any]) -> None:
             f"{r['real']['mobilenetv2-int8/onnx']['agent']['rss_mb']:.0f} MB (ONNX)"
         )
     w("\n")
+
+
+def _busy(agent: dict[str, Any]) -> str:
+    return f"{agent['machine_busy']:.2f} of {CORES}"
+
+
+def _real(w: Callable[[str], object], real: dict[str, Any]) -> None:
+    w(
+        "\nreal-sized models: agent vs invoke alone and vs the slowest stage, on the H.264 line clip\n"
+        "and on the cheap-to-decode MJPEG clip (where invoke is the slowest stage)\n"
+    )
+    for key, f in real.items():
+        for clip, g in (("h264", f), ("mjpeg", f["mjpeg"])):
+            a = g["agent"]
+            w(
+                f"  {key:24s} {clip:5s} agent {a['fps']:6.1f} fps  invoke {g['invoke']['fps']:6.1f}  "
+                f"decode+pre {g['source']['fps']:6.1f}  slowest: {g['slowest']:17s} "
+                f"x invoke {g['vs_invoke']:.2f}  x slowest {g['vs_slowest']:.2f}  "
+                f"x ceiling {g['vs_ceiling']:.2f}  cores busy {_busy(a)}  "
+                f"p99 {a['p99_ms']:6.1f} ms (budget {f['budget_ms']})\n"
+            )
+    w("  invoke at threads: 2 vs 1, RSS and CPU per frame (H.264 line clip)\n")
+    for key, f in real.items():
+        t1, t2 = f["invoke"]["fps"], f["invoke_threads2"]["fps"]
+        a = f["agent"]
+        w(
+            f"  {key:24s} threads2 {t2:6.1f} fps vs {t1:6.1f} ({t2 / t1:.2f}x)  RSS {a['rss_mb']:.0f} MB  "
+            f"CPU {a['cpu_us_per_frame'] / 1000:.1f} ms/frame\n"
+        )
+    w("  the H.264 clip paced like a 30 fps camera (no replay queue): fps, p99 vs budget\n")
+    for key, f in real.items():
+        live = f["live30"]
+        w(f"  {key:24s} {live['fps']:5.1f} fps  p99 {live['p99_ms']:6.1f} ms (budget {f['budget_ms']})\n")
 
 
 if __name__ == "__main__":
