@@ -70,6 +70,18 @@ def label_samples(
     return problems
 
 
+def reopen_samples(service: ReviewService, ids: list[str], *, admin: str, reason: str) -> list[str]:
+    """Send each decided sample back for a new review round as ``admin``, exactly as the review
+    app's reopen does; return one problem line per id that could not be reopened."""
+    problems = []
+    for sample_id in ids:
+        try:
+            service.reopen(sample_id, admin, reason)
+        except ReviewError as exc:
+            problems.append(str(exc))
+    return problems
+
+
 def assign_splits(rows: list[tuple[str, str, str]], split: Split, seed: int) -> dict[str, str]:
     """id -> split name, stratified by label (largest remainder per label)."""
     by_label: dict[str, list[str]] = defaultdict(list)

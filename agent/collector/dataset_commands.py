@@ -114,17 +114,12 @@ def label_cmd(args: argparse.Namespace) -> int:
 
 
 def reopen_cmd(args: argparse.Namespace) -> int:
-    from agent.collector.review.errors import ReviewError
+    from agent.collector.dataset import reopen_samples
 
     admin = args.admin or f"cli:{getpass.getuser()}"
     service = _service(args)
-    problems = []
     try:
-        for sample_id in args.ids:
-            try:
-                service.reopen(sample_id, admin, args.reason)
-            except ReviewError as exc:
-                problems.append(str(exc))
+        problems = reopen_samples(service, args.ids, admin=admin, reason=args.reason)
     finally:
         service.close()
     for problem in problems:
