@@ -66,13 +66,18 @@ def slow_package(root: Path, iterations: int, version: str = "1.0.0", budget_ms:
     )
 
 
-@pytest.fixture
-def build(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
-    built: list[Harness] = []
+class Builder:
+    """Makes harnesses under one directory and stops their pipelines in :meth:`close`; the
+    ``build`` fixture is one, and a child process (test_priority) makes its own."""
 
-    def make(
-        source: str, package: Path, observers: tuple[FrameObserver, ...] = (), **sections: Any
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.built: list[Harness] = []
+
+    def __call__(
+        self, source: str, package: Path, observers: tuple[FrameObserver, ...] = (), **sections: Any
     ) -> Harness:
+        tmp_path = self.tmp_path
         doc: dict[str, Any] = {
             "device": {"id": "cam-01", "site": "s", "line": "l"},
             "camera": {"source": source, "fps": 30, "realtime": False, "loop": False},
@@ -81,7 +86,7 @@ def build(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
         }
         for key, value in sections.items():
             doc[key] = {**doc.get(key, {}), **value}
-        path = tmp_path / f"agent-{len(built)}.yaml"
+        path = tmp_path / f"agent-{len(self.built)}.yaml"
         path.write_text(yaml.safe_dump(doc))
         cfg = load_config(path)
         sink = emit = RecordingSink()
@@ -119,9 +124,16 @@ def build(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
             camera_state=lambda: "online",
         )
         harness = Harness(cfg, pipeline, supervisor, sink, slot)
-        built.append(harness)
+        self.built.append(harness)
         return harness
 
-    yield make
-    for h in built:
-        h.pipeline.stop()
+    def close(self) -> None:
+        for h in self.built:
+            h.pipeline.stop()
+
+
+@pytest.fixture
+def build(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
+    builder = Builder(tmp_path)
+    yield builder
+    builder.close()

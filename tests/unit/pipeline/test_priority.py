@@ -111,11 +111,9 @@ _CHILD = textwrap.dedent(
 def run_child(tmp: Path, package: Path, frames: Path) -> dict[str, object]:
     """Run a real pipeline in this (child) process until the decision or 6 s; report the nice value
     of each of its stage threads and of the process's main thread."""
-    from tests.unit.pipeline.conftest import build
+    from tests.unit.pipeline.conftest import Builder
 
-    gen = build.__wrapped__(tmp)  # type: ignore[attr-defined]  # the fixture's generator, outside pytest
-    make = next(gen)
-    h = make(f"dir:{frames}", package, camera={"loop": True})
+    h = Builder(tmp)(f"dir:{frames}", package, camera={"loop": True})
     # Short windows; busy 0.3 so that a loaded CI machine still decides (the threshold itself is
     # the unit tests' business): what this checks is the real threads' priorities.
     h.pipeline.favour = Favour(window_s=0.25, windows=2, busy=0.3)
