@@ -22,6 +22,7 @@ from agent.events import EventSink
 from agent.model.loaded import LoadedModel
 from agent.pipeline.runner import Pipeline
 from agent.pipeline.stats import RateMeter
+from agent.pipeline.threadnames import name_os_threads
 from agent.sdnotify import Notifier
 
 log = structlog.get_logger(__name__)
@@ -76,6 +77,7 @@ class Supervisor:
             self.notifier.watchdog()
             self._next_ping = now + min(interval, 1.0)
         if now >= self._next_status:
+            name_os_threads()  # threads started since (a restarted stage, a reconnect) get their names
             self.fps.update(self.p.counters.inspected)
             self.notifier.status(self.status_line())
             self._next_status = now + STATUS_EVERY_S

@@ -1,0 +1,61 @@
+"""Threads carry their Python names in the kernel, where top -H and ps -T read them."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.pipeline.threadnames import name_os_threads, os_name
+from tests.unit.pipeline.conftest import Harness, frames_dir, slow_package
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="thread names through /proc are Linux's")
+
+
+def comm(tid: int | None) -> str:
+    return Path(f"/proc/self/task/{tid}/comm").read_text().strip()
+
+
+@pytest.fixture
+def waiting_thread() -> Iterator[threading.Thread]:
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, name="paho-mqtt-client-cam-01", daemon=True)
+    thread.start()
+    yield thread
+    stop.set()
+    thread.join()
+
+
+def test_a_thread_gets_its_python_name_cut_to_what_the_kernel_keeps(waiting_thread: threading.Thread) -> None:
+    assert comm(waiting_thread.native_id) != "paho-mqtt-clien"  # the kernel had its creator's name
+    name_os_threads()
+    assert comm(waiting_thread.native_id) == "paho-mqtt-clien"
+    assert os_name("infer-1") == "infer-1"
+    assert os_name("prévisualisation") == "pr?visualisatio"  # ASCII only, still 15 bytes
+
+
+def test_a_named_thread_is_not_written_again_until_its_name_changes(waiting_thread: threading.Thread) -> None:
+    name_os_threads()
+    assert name_os_threads() == 0
+    waiting_thread.name = "infer-2"
+    assert name_os_threads() == 1
+    assert comm(waiting_thread.native_id) == "infer-2"
+
+
+def test_the_main_thread_keeps_the_process_name() -> None:
+    before = comm(threading.main_thread().native_id)
+    name_os_threads()
+    assert comm(threading.main_thread().native_id) == before
+
+
+def test_the_supervisor_names_the_pipeline_stages(build: Callable[..., Harness], tmp_path: Path) -> None:
+    frames = frames_dir(tmp_path / "frames", 5)
+    h = build(f"dir:{frames}", slow_package(tmp_path / "pkg", 1), camera={"loop": True})
+    h.pipeline.start()
+    assert h.run_until(lambda: h.pipeline.counters.inspected > 0, timeout=10.0)
+    h.supervisor.tick()
+    names = {comm(t.native_id) for t in h.pipeline._threads.values() if t.is_alive()}
+    assert {"capture-1", "infer-1", "publish-1"} <= names
