@@ -92,6 +92,36 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime, every thread
 
 
+def _threads_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds of each live thread of ``pid``, summed by kernel name (the agent names its
+    threads after their Python names: capture-1, infer-1, publish-1, outbox-writer, ...)."""
+    out: dict[str, float] = {}
+    main = ""
+    for task in sorted(Path(f"/proc/{pid}/task").iterdir(), key=lambda t: int(t.name) != pid):
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue  # ended meanwhile
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(task.name) == pid:
+            key, main = "main", name
+        elif name == main:  # native threads started before the agent named its threads: OpenCV's pool
+            key = "native (OpenCV's pool)"
+        else:
+            key = "decoder (FFmpeg)" if name.startswith("av:") else name
+        out[key] = out.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / TICK
+    return out
+
+
+def _per_thread(before: dict[str, float], after: dict[str, float], cpu_s: float, n: int) -> dict[str, float]:
+    """µs per frame by thread name; what the names do not account for (threads that ended within
+    the window: FFmpeg starts new decoder threads each time a replayed clip loops) is ``other``."""
+    per = {k: max(0.0, after[k] - before.get(k, 0.0)) for k in after}
+    per["other (ended threads)"] = max(0.0, cpu_s - sum(per.values()))
+    return {k: v / max(1, n) * 1e6 for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v > 0}
+
+
 def _machine_busy_s() -> float:
     """CPU seconds the whole machine has spent not idle (every process: the broker and this
     script's subscriber too), from /proc/stat."""
@@ -192,6 +222,7 @@ def run_agents(
         time.sleep(warm_s)
         t0 = time.monotonic()
         cpu0 = [_cpu_s(a.proc.pid) for a in agents]
+        threads0 = [_threads_cpu_s(a.proc.pid) for a in agents]
         busy0 = _machine_busy_s()
         n0 = [counter.count(a.name) for a in agents]
         d0 = [counter.defects.get(a.name, 0) for a in agents]
@@ -199,6 +230,7 @@ def run_agents(
         wall = time.monotonic() - t0
         busy = (_machine_busy_s() - busy0) / wall
         cpu1 = [_cpu_s(a.proc.pid) for a in agents]
+        threads1 = [_threads_cpu_s(a.proc.pid) for a in agents]
         n1 = [counter.count(a.name) for a in agents]
         d1 = [counter.defects.get(a.name, 0) for a in agents]
         out = []
@@ -212,6 +244,7 @@ def run_agents(
                     "cpu_us_per_frame": cpu / max(1, n) * 1e6,
                     "cpu_share": cpu / wall,
                     "machine_busy": busy,  # cores busy on the whole machine (all agents, broker, counter)
+                    "threads_us_per_frame": _per_thread(threads0[i], threads1[i], cpu, n),
                     "p99_ms": float(np.percentile(counter.totals[a.name][n0[i] : n1[i]], 99)),
                     "rss_mb": _rss_mb(a.proc.pid),
                 }
@@ -411,6 +444,10 @@ def report(r: dict[str, Any]) -> None:
             f"  {key:20s} {f['agent']['cpu_us_per_frame']:8.0f} {f['core']['cpu_us_per_frame']:8.0f} "
             f"{f['overhead_us']:8.0f}\n"
         )
+    w("\nwhere the agent's CPU goes (µs per frame, by thread):\n")
+    for key in ("line", "storm", "noisy-storm", "storm-qos0"):
+        parts = r[key]["agent"]["threads_us_per_frame"]
+        w(f"  {key:20s} " + ", ".join(f"{name} {us:.0f}" for name, us in parts.items()) + "\n")
     w("\npreprocess vs invoke (ms per frame, wall):\n")
     rows = {"demo/tflite": r["line"], **r.get("real", {})}
     for key, f in rows.items():
