@@ -55,6 +55,10 @@ class S3Storage:
             "s3",
             endpoint_url=cfg.endpoint,
             config=Config(
+                # Presigned URLs (the devices' uploads) default to Signature Version 2 in botocore
+                # when an endpoint is given; AWS S3 refuses SigV2 for buckets made since 2020 and in
+                # every region opened since 2014. Requests are SigV4 either way.
+                signature_version="s3v4",
                 s3={"addressing_style": cfg.addressing_style},
                 retries={"max_attempts": 2, "mode": "standard"},
                 connect_timeout=cfg.connect_timeout_s,
