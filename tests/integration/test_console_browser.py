@@ -97,3 +97,34 @@ def test_a_technician_aims_watches_and_snapshots_in_a_real_browser(
     full = _wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, "img.full"))
     _wait(driver, lambda d: d.execute_script("return arguments[0].naturalWidth", full) > 0)
     assert agent.stop() == 0
+
+
+def test_the_console_over_https_works_in_a_real_browser(browser: Callable[..., Any], tmp_path: Path) -> None:
+    """``web.tls``: chromium logs in, keeps its Secure, HttpOnly session through the page's own
+    polling (the live picture changes), and is told by HSTS to stay on HTTPS."""
+    from selenium.webdriver.common.by import By
+
+    from tests.integration.test_console import start_console_agent
+    from tests.support.browser import trust_key
+    from tests.support.certs import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    agent, url = start_console_agent(
+        tmp_path, tls={"cert_file": str(pki.server_cert), "key_file": str(pki.server_key)}
+    )
+    driver = browser(trust_key(pki.server_cert))  # this server's key and no other
+    driver.get(url + "/")
+    assert driver.current_url.startswith(url + "/login"), driver.current_url
+    driver.find_element(By.NAME, "username").send_keys("tech")
+    driver.find_element(By.NAME, "password").send_keys(PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "form button[type=submit], form input[type=submit]").click()
+    live = _wait(driver, lambda d: d.find_element(By.ID, "live"))
+    _wait(driver, lambda d: d.execute_script("return arguments[0].naturalWidth", live) > 0)
+    first = live.screenshot_as_png
+    _wait(driver, lambda d: live.screenshot_as_png != first, 20)
+    _wait(driver, lambda d: d.find_element(By.ID, "fps").text not in ("", "\u2013"))
+    assert driver.execute_script("return location.protocol") == "https:"
+    cookies = driver.get_cookies()
+    assert cookies and all(c["secure"] and c["httpOnly"] for c in cookies), cookies
+    assert driver.execute_script("return document.cookie") == ""  # the session is out of scripts' reach
+    assert agent.stop() == 0
