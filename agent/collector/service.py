@@ -43,6 +43,7 @@ from agent.protocol.topics import fleet_filter
 from agent.protocol.upload import FALLBACK, PRESIGNED, REQUEST_KIND, UPLOAD_PROPERTY
 from agent.protocol.wire import META_PROPERTY
 from agent.sdnotify import Notifier
+from agent.threadnames import name_os_threads
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -333,6 +334,7 @@ class Collector:
         last_report = time.monotonic()
         try:
             while not self._stop.wait(1.0):
+                name_os_threads()  # top -H shows collector-parser, -writer, -recorder, s3-put_0, ...
                 if not all(t.is_alive() for t in (self._parser, self._writer, self._recorder)):
                     self._fail(self.failure or AgentError("a collector thread ended unexpectedly"))
                     break

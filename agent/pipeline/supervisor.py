@@ -22,8 +22,8 @@ from agent.events import EventSink
 from agent.model.loaded import LoadedModel
 from agent.pipeline.runner import Pipeline
 from agent.pipeline.stats import RateMeter
-from agent.pipeline.threadnames import name_os_threads
 from agent.sdnotify import Notifier
+from agent.threadnames import name_os_threads
 
 log = structlog.get_logger(__name__)
 

@@ -192,6 +192,9 @@ def test_two_collectors_split_one_shared_subscription(
     assert len(ids_a) > 100 and len(ids_b) > 100, (len(ids_a), len(ids_b))
     files = list(a.root.glob("*/*/unlabeled/*/*.jpg")) + list(b.root.glob("*/*/unlabeled/*/*.jpg"))
     assert len(files) == 1000
+    assert a.proc is not None  # the collector names its threads for top -H (agent/threadnames.py)
+    names = {(t / "comm").read_text().strip() for t in Path(f"/proc/{a.proc.pid}/task").iterdir()}
+    assert {"collector-parse", "collector-write", "collector-recor"} <= names, names
     assert a.stop() == 0 and b.stop() == 0
 
 

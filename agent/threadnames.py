@@ -7,7 +7,8 @@ threads through ``/proc/self/task/<tid>/comm`` (15 bytes), which needs no ctypes
 for threads another library started (paho's network thread). :func:`name_os_threads` copies
 each live Python thread's name there; it is cheap enough to call every few seconds, so
 threads started later (a restarted stage, a reconnect) are named too. FFmpeg names its own
-decoder threads (``av:h264:df0``). Elsewhere than Linux it does nothing.
+decoder threads (``av:h264:df0``). Elsewhere than Linux it does nothing. The agent's supervisor
+and the collector's main loop call it.
 """
 
 from __future__ import annotations

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from agent.pipeline.threadnames import name_os_threads, os_name
-from tests.unit.pipeline.conftest import Harness, frames_dir, slow_package
+from agent.threadnames import name_os_threads, os_name
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="thread names through /proc are Linux's")
 
@@ -49,13 +48,3 @@ def test_the_main_thread_keeps_the_process_name() -> None:
     before = comm(threading.main_thread().native_id)
     name_os_threads()
     assert comm(threading.main_thread().native_id) == before
-
-
-def test_the_supervisor_names_the_pipeline_stages(build: Callable[..., Harness], tmp_path: Path) -> None:
-    frames = frames_dir(tmp_path / "frames", 5)
-    h = build(f"dir:{frames}", slow_package(tmp_path / "pkg", 1), camera={"loop": True})
-    h.pipeline.start()
-    assert h.run_until(lambda: h.pipeline.counters.inspected > 0, timeout=10.0)
-    h.supervisor.tick()
-    names = {comm(t.native_id) for t in h.pipeline._threads.values() if t.is_alive()}
-    assert {"capture-1", "infer-1", "publish-1"} <= names
