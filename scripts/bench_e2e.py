@@ -6,12 +6,15 @@ its baseline from the same run (this machine is shared and noisy; the ratios are
 
 1. normal line (H.264, 80 % good) and defect storm (every frame a defect, QoS 1 through the
    durable outbox; a cheap-to-decode MJPEG clip and the noisy H.264 one): agent fps against a
-   naive loop publishing over MQTT and against the slowest stage alone (decode + preprocess,
-   or invoke);
-2. the agent's per-frame CPU beyond decode + preprocess + invoke (µs), at QoS 1 and at QoS 0;
+   naive loop publishing over MQTT, against the slowest stage alone (decode + preprocess,
+   or invoke) and against the CPU ceiling (the slowest stage, or all cores doing nothing but
+   decode + preprocess + invoke), with the cores busy on the whole machine meanwhile;
+2. the agent's per-frame CPU beyond decode + preprocess + invoke (µs), at QoS 1 and at QoS 0,
+   and by thread (the agent names its threads for the kernel: agent/threadnames.py);
 3. preprocessing ms per frame beside invoke ms, for every model;
 4. real-sized models (MobileNetV2-class int8 224x224, YOLOv8n-class int8 320x320, TFLite and
-   ONNX, built by ``bench_realsize.py``): agent fps against invoke alone, p99 latency against
+   ONNX, built by ``bench_realsize.py``), on the H.264 clip and on the cheap-to-decode MJPEG
+   one where invoke is the slowest stage: agent fps against invoke alone, p99 latency against
    the budget (a full-speed replay, whose queue adds up to ``camera.queue_size`` frames of
    wait, and the same clip paced like a 30 fps camera), invoke at ``threads: 1`` and ``2``;
 5. two agent instances on one machine, each with a 30 fps camera: fps, p99, CPU share each;
@@ -319,9 +322,9 @@ def line_figures(  # noqa: PLR0917  (a benchmark helper; every argument is a fig
 def real_models(  # noqa: PLR0917  (a benchmark helper)
     work: Path, counter: Counter, port: int, clip: dict[str, Path], frames: int, seconds: float
 ) -> dict[str, Any]:
-    """Each real-sized model on the H.264 line clip and on the cheap-to-decode MJPEG clip: with
-    the MJPEG one the invoke is the slowest stage on any machine, which is where the agent is
-    to reach 0.95 of invoke alone; on the H.264 one decode may be, or all cores together."""
+    """Each real-sized model on the H.264 line clip and on the cheap-to-decode MJPEG clip. With
+    cheap decoding the invoke is the slowest stage (each row says which is), which is where the
+    agent is to reach 0.95 of invoke alone; on the H.264 clip decode may be, or all cores together."""
     from bench_realsize import MODELS, build
 
     out: dict[str, Any] = {}
@@ -337,9 +340,7 @@ def real_models(  # noqa: PLR0917  (a benchmark helper)
             fig["mjpeg"] = line_figures(
                 work, counter, port, f"{name}-mjpeg", mjpeg, frames, seconds, package=pkg, runtime=runtime
             )
-            two = write_config(
-                work, f"{key.replace('/', '-')}-t2", port, f"video:{line}", pkg, runtime=runtime, threads=2
-            )
+            two = write_config(work, f"{name}-t2", port, f"video:{line}", pkg, runtime=runtime, threads=2)
             fig["invoke_threads2"] = worker(two, "invoke", frames)
             live = write_config(
                 work, f"{name}-live", port, f"video:{line}", pkg, runtime=runtime, realtime=True

@@ -334,7 +334,7 @@ class Collector:
         last_report = time.monotonic()
         try:
             while not self._stop.wait(1.0):
-                name_os_threads()  # top -H shows collector-parser, -writer, -recorder, s3-put_0, ...
+                name_os_threads()  # top -H: collector-parse, collector-write, collector-recor, s3-put_0, ...
                 if not all(t.is_alive() for t in (self._parser, self._writer, self._recorder)):
                     self._fail(self.failure or AgentError("a collector thread ended unexpectedly"))
                     break
