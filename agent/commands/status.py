@@ -132,8 +132,10 @@ def _system(s: dict[str, Any]) -> str:
     rss = s.get("rss_bytes")
     temp = s.get("cpu_temp_c")
     disk = s.get("disk_free_bytes")
+    busiest = ", ".join(f"{name} {pct}" for name, pct in list((s.get("threads_percent") or {}).items())[:5])
     return (
         (f"cpu {s.get('cpu_percent')} %, rss {rss / 2**20:.0f} MiB" if rss is not None else "rss ?")
         + f", cpu temp {temp if temp is not None else 'n/a'} °C, disk free "
         + (f"{disk / 2**30:.1f} GiB" if disk is not None else "n/a")
+        + (f"; busiest threads (% of a core): {busiest}" if busiest else "")
     )

@@ -116,6 +116,10 @@ def _scalars(doc: dict[str, Any], device: str, gauge: Any) -> Iterator[Any]:
         g = gauge(name, name.replace("_", " "))
         g.add_metric([device], float(value))
         yield g
+    threads = gauge("thread_cpu_percent", "The busiest threads' CPU, percent of one core", ("thread",))
+    for thread, value in (sys_.get("threads_percent") or {}).items():
+        threads.add_metric([device, thread], value)
+    yield threads
     sampler = gauge("sampler", "Sampler figures (counts by policy)", ("key",))
     for key, value in _flatten(doc.get("sampler") or {}):
         sampler.add_metric([device, key], value)

@@ -83,6 +83,7 @@ class HealthReporter:
         self.path = cfg.state_dir / statefile.FILENAME
         self._state_dir = self.path.parent
         self._cpu = system.CpuMeter()
+        self._threads = system.ThreadCpuMeter()
         self._started = self._last_t = time.monotonic()
         self._last_counts = (0, 0)
         self._due = self._started + self._interval
@@ -195,6 +196,7 @@ class HealthReporter:
     def _system(self) -> dict[str, Any]:
         return {
             "cpu_percent": self._cpu.percent(),
+            "threads_percent": self._threads.percent(),
             "rss_bytes": system.rss_bytes(),
             "cpu_temp_c": system.cpu_temp_c(),
             "disk_free_bytes": system.disk_free_bytes(_existing(self._state_dir)),

@@ -13,6 +13,7 @@ from pathlib import Path
 
 THERMAL_ROOT = Path("/sys/class/thermal")
 _CPU_ZONE_HINTS = ("cpu", "soc", "tj")  # Pi: cpu-thermal; Jetson: CPU-therm, SOC*-therm, tj-therm
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100  # /proc's unit of CPU time
 
 
 class CpuMeter:
@@ -25,6 +26,64 @@ class CpuMeter:
         now, cpu = time.monotonic(), _cpu_seconds()
         (t0, c0), self._last = self._last, (now, cpu)
         return round(100.0 * (cpu - c0) / max(now - t0, 1e-6), 1)
+
+
+class ThreadCpuMeter:
+    """Each thread's CPU use since the previous call, in percent of one core, by the name the
+    kernel shows (``top -H``; the agent names its threads, agent/threadnames.py): where the
+    process's CPU goes, for someone who cannot log in to the device.
+
+    FFmpeg's decoder threads (``av:…``) are summed as ``ffmpeg-decoders``; threads a native
+    library started before the names were set carry the process name and are summed as
+    ``native`` (OpenCV's worker pool, a runtime's thread pool); the main thread is ``main``.
+    Threads that ended within the interval are not counted (a replayed clip's decoder threads
+    end each time it loops). ``None`` without /proc.
+    """
+
+    MAX_ENTRIES = 12  # the busiest; a report is not a thread dump
+
+    def __init__(self, tasks: Path = Path("/proc/self/task")) -> None:
+        self._tasks = tasks
+        self._last = (time.monotonic(), self._read())
+
+    def percent(self) -> dict[str, float] | None:
+        now, ticks = time.monotonic(), self._read()
+        (t0, before), self._last = self._last, (now, ticks)
+        if ticks is None or before is None:
+            return None
+        per: dict[str, float] = {}
+        for tid, (name, used) in ticks.items():
+            previous = before.get(tid)
+            delta = used - previous[1] if previous is not None and previous[0] == name else used
+            per[name] = per.get(name, 0.0) + delta
+        scale = 100.0 / _TICK / max(now - t0, 1e-6)
+        busiest = sorted(per.items(), key=lambda kv: -kv[1])[: self.MAX_ENTRIES]
+        return {name: round(used * scale, 1) for name, used in busiest if used > 0}
+
+    def _read(self) -> dict[int, tuple[str, int]] | None:
+        """tid -> (the name it is reported under, utime + stime in clock ticks)."""
+        try:
+            entries = list(self._tasks.iterdir())
+        except OSError:
+            return None
+        pid = os.getpid()
+        main = ""
+        out: dict[int, tuple[str, int]] = {}
+        for task in sorted(entries, key=lambda t: t.name != str(pid)):  # the main thread first
+            try:
+                stat = (task / "stat").read_text()
+            except OSError:
+                continue  # ended meanwhile
+            comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if task.name == str(pid):
+                name, main = "main", comm
+            elif comm == main:
+                name = "native"
+            else:
+                name = "ffmpeg-decoders" if comm.startswith("av:") else comm
+            out[int(task.name)] = (name, int(fields[11]) + int(fields[12]))
+        return out
 
 
 def _cpu_seconds() -> float:

@@ -28,6 +28,7 @@ def test_the_endpoint_serves_the_latest_report_and_two_agents_do_not_collide(rig
         assert scrape(ea.port).count("inspection_") == 0  # nothing before the first report
         a.line.counters.inspected = 42
         a.line.latency.add((1, 1, 1, 1, 1, 7.5))
+        sum(i * i for i in range(2_000_000))  # CPU time on this thread that the report will show
         ea.update(a.reporter.report())
         eb.update(b.reporter.report())
         text = scrape(ea.port)
@@ -36,6 +37,7 @@ def test_the_endpoint_serves_the_latest_report_and_two_agents_do_not_collide(rig
         assert 'inspection_outbox_dropped{device="cam-a",priority="sample"} 4.0' in text
         assert 'inspection_sampler{device="cam-a",key="uncertain"} 7.0' in text
         assert 'inspection_model_info{device="cam-a",name="demo"' in text
+        assert 'inspection_thread_cpu_percent{device="cam-a",thread="main"}' in text  # this test's thread
         assert "cam-b" not in text and "cam-a" not in scrape(eb.port)
     finally:
         ea.close()

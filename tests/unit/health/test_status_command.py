@@ -21,9 +21,11 @@ def test_a_fresh_report_is_printed_readably(
 ) -> None:
     r = rig()
     r.line.latency.add((1, 1, 1, 1, 1, 9.0))
+    sum(i * i for i in range(2_000_000))  # CPU time on this thread that the report will show
     r.reporter.report()
     code, out = status(r, capsys)
     assert code == 0
+    assert "busiest threads (% of a core): main " in out
     assert "state: ok" in out and "camera: online" in out
     assert "model: demo 1.0.0 (abababababab…)" in out
     assert "total p50 9.0" in out and "connected; depth 3" in out
