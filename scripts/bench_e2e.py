@@ -96,24 +96,13 @@ def _cpu_s(pid: int) -> float:
 
 
 def _threads_cpu_s(pid: int) -> dict[str, float]:
-    """CPU seconds of each live thread of ``pid``, summed by kernel name (the agent names its
-    threads after their Python names: capture-1, infer-1, publish-1, outbox-writer, ...)."""
+    """CPU seconds of each live thread of ``pid``, summed by the name the agent's health report
+    uses for it (capture-1, infer-1, publish-1, outbox-writer, ..., ffmpeg-decoders, native, main)."""
+    from agent.health.system import thread_ticks
+
     out: dict[str, float] = {}
-    main = ""
-    for task in sorted(Path(f"/proc/{pid}/task").iterdir(), key=lambda t: int(t.name) != pid):
-        try:
-            stat = (task / "stat").read_text()
-        except OSError:
-            continue  # ended meanwhile
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(task.name) == pid:
-            key, main = "main", name
-        elif name == main:  # native threads started before the agent named its threads: OpenCV's pool
-            key = "native (OpenCV's pool)"
-        else:
-            key = "decoder (FFmpeg)" if name.startswith("av:") else name
-        out[key] = out.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / TICK
+    for name, used in (thread_ticks(Path(f"/proc/{pid}/task"), pid) or {}).values():
+        out[name] = out.get(name, 0.0) + used / TICK
     return out
 
 

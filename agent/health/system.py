@@ -44,46 +44,50 @@ class ThreadCpuMeter:
 
     def __init__(self, tasks: Path = Path("/proc/self/task")) -> None:
         self._tasks = tasks
-        self._last = (time.monotonic(), self._read())
+        self._last = (time.monotonic(), thread_ticks(tasks, os.getpid()))
 
     def percent(self) -> dict[str, float] | None:
-        now, ticks = time.monotonic(), self._read()
+        now, ticks = time.monotonic(), thread_ticks(self._tasks, os.getpid())
         (t0, before), self._last = self._last, (now, ticks)
         if ticks is None or before is None:
             return None
         per: dict[str, float] = {}
         for tid, (name, used) in ticks.items():
             previous = before.get(tid)
-            delta = used - previous[1] if previous is not None and previous[0] == name else used
+            # A thread renamed since (named after start-up) keeps its count; a smaller count is a
+            # new thread that got an ended one's id.
+            delta = used - previous[1] if previous is not None and used >= previous[1] else used
             per[name] = per.get(name, 0.0) + delta
         scale = 100.0 / _TICK / max(now - t0, 1e-6)
         busiest = sorted(per.items(), key=lambda kv: -kv[1])[: self.MAX_ENTRIES]
         return {name: round(used * scale, 1) for name, used in busiest if used > 0}
 
-    def _read(self) -> dict[int, tuple[str, int]] | None:
-        """tid -> (the name it is reported under, utime + stime in clock ticks)."""
+
+def thread_ticks(tasks: Path, pid: int) -> dict[int, tuple[str, int]] | None:
+    """Every live thread of process ``pid`` (its ``/proc/<pid>/task``): tid -> (the name it is
+    reported under, as :class:`ThreadCpuMeter` says, and utime + stime in clock ticks). None
+    without /proc. ``scripts/bench_e2e.py`` reads an agent's threads with it too."""
+    try:
+        entries = list(tasks.iterdir())
+    except OSError:
+        return None
+    main = ""
+    out: dict[int, tuple[str, int]] = {}
+    for task in sorted(entries, key=lambda t: t.name != str(pid)):  # the main thread first
         try:
-            entries = list(self._tasks.iterdir())
+            stat = (task / "stat").read_text()
         except OSError:
-            return None
-        pid = os.getpid()
-        main = ""
-        out: dict[int, tuple[str, int]] = {}
-        for task in sorted(entries, key=lambda t: t.name != str(pid)):  # the main thread first
-            try:
-                stat = (task / "stat").read_text()
-            except OSError:
-                continue  # ended meanwhile
-            comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-            fields = stat[stat.rindex(")") + 2 :].split()
-            if task.name == str(pid):
-                name, main = "main", comm
-            elif comm == main:
-                name = "native"
-            else:
-                name = "ffmpeg-decoders" if comm.startswith("av:") else comm
-            out[int(task.name)] = (name, int(fields[11]) + int(fields[12]))
-        return out
+            continue  # ended meanwhile
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if task.name == str(pid):
+            name, main = "main", comm
+        elif comm == main:
+            name = "native"
+        else:
+            name = "ffmpeg-decoders" if comm.startswith("av:") else comm
+        out[int(task.name)] = (name, int(fields[11]) + int(fields[12]))
+    return out
 
 
 def _cpu_seconds() -> float:
