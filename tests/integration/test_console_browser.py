@@ -18,16 +18,11 @@ import pytest
 from tests.integration.test_console import PASSWORD, add_user
 from tests.integration.test_sampling_collector import CollectorProcess, collectors, wait_until
 from tests.support.agentproc import AgentProcess, write_config
+from tests.support.browser import wait
 from tests.support.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.integration
 __all__ = ["collectors"]  # the fixture, used below
-
-
-def _wait(driver: Any, condition: Callable[[Any], Any], timeout: float = 20) -> Any:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition)
 
 
 def test_a_technician_aims_watches_and_snapshots_in_a_real_browser(
@@ -54,16 +49,16 @@ def test_a_technician_aims_watches_and_snapshots_in_a_real_browser(
     driver.find_element(By.NAME, "username").send_keys("tech")
     driver.find_element(By.NAME, "password").send_keys(PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "form button[type=submit], form input[type=submit]").click()
-    _wait(driver, lambda d: d.find_element(By.ID, "live"))
+    wait(driver, lambda d: d.find_element(By.ID, "live"))
 
     # the live picture changes between two reads
     live = driver.find_element(By.ID, "live")
-    _wait(driver, lambda d: d.execute_script("return arguments[0].naturalWidth", live) > 0)
+    wait(driver, lambda d: d.execute_script("return arguments[0].naturalWidth", live) > 0)
     first = live.screenshot_as_png
-    _wait(driver, lambda d: live.screenshot_as_png != first, 20)
+    wait(driver, lambda d: live.screenshot_as_png != first, 20)
 
     # latency and model version are shown
-    _wait(driver, lambda d: d.find_element(By.ID, "fps").text not in ("", "\u2013"))
+    wait(driver, lambda d: d.find_element(By.ID, "fps").text not in ("", "\u2013"))
     assert driver.find_element(By.ID, "model-version").text == "1.0.0"
     assert driver.find_element(By.ID, "model-name").text == "demo-defects"
     # The table is re-rendered on every poll: read its last row in one script, so that no element
@@ -72,20 +67,20 @@ def test_a_technician_aims_watches_and_snapshots_in_a_real_browser(
         "const r = document.querySelectorAll('#latency-rows tr'); if (!r.length) return null;"
         " return [...r[r.length - 1].querySelectorAll('td')].map(c => c.textContent.trim());"
     )
-    last = _wait(driver, lambda d: d.execute_script(last_row))
+    last = wait(driver, lambda d: d.execute_script(last_row))
     assert last[0] == "total" and float(last[2]) > 0, last
-    _wait(driver, lambda d: "peak" in d.find_element(By.ID, "focus").text)
+    wait(driver, lambda d: "peak" in d.find_element(By.ID, "focus").text)
 
     # a defect thumbnail appears (the synthetic line makes about 30 % defective parts)
-    thumb = _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#defects a.thumb img"), 30)[0]
-    _wait(driver, lambda d: d.execute_script("return arguments[0].naturalWidth", thumb) > 0)
+    thumb = wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#defects a.thumb img"), 30)[0]
+    wait(driver, lambda d: d.execute_script("return arguments[0].naturalWidth", thumb) > 0)
     time.sleep(1.5)  # let the figures settle before the picture is kept
     shot = Path(os.environ.get("CONSOLE_SCREENSHOT") or tmp_path / "console-live.png")
     driver.save_screenshot(str(shot))
 
     # Snapshot: the sample reaches the collector over the broker
     driver.find_element(By.CSS_SELECTOR, 'button[data-action="snapshot"]').click()
-    result = _wait(driver, lambda d: "sample " in d.find_element(By.ID, "action-result").text and
+    result = wait(driver, lambda d: "sample " in d.find_element(By.ID, "action-result").text and
                    d.find_element(By.ID, "action-result").text, 20)  # fmt: skip
     sample_id = result.split("sample ")[1].rstrip(")")
     wait_until(lambda: sample_id in col.ids(), 30, lambda: col.output[-2000:])
@@ -94,8 +89,8 @@ def test_a_technician_aims_watches_and_snapshots_in_a_real_browser(
 
     # clicking a defect shows its frame
     driver.find_element(By.CSS_SELECTOR, "#defects a.thumb").click()
-    full = _wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, "img.full"))
-    _wait(driver, lambda d: d.execute_script("return arguments[0].naturalWidth", full) > 0)
+    full = wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, "img.full"))
+    wait(driver, lambda d: d.execute_script("return arguments[0].naturalWidth", full) > 0)
     assert agent.stop() == 0
 
 
@@ -118,11 +113,11 @@ def test_the_console_over_https_works_in_a_real_browser(browser: Callable[..., A
     driver.find_element(By.NAME, "username").send_keys("tech")
     driver.find_element(By.NAME, "password").send_keys(PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "form button[type=submit], form input[type=submit]").click()
-    live = _wait(driver, lambda d: d.find_element(By.ID, "live"))
-    _wait(driver, lambda d: d.execute_script("return arguments[0].naturalWidth", live) > 0)
+    live = wait(driver, lambda d: d.find_element(By.ID, "live"))
+    wait(driver, lambda d: d.execute_script("return arguments[0].naturalWidth", live) > 0)
     first = live.screenshot_as_png
-    _wait(driver, lambda d: live.screenshot_as_png != first, 20)
-    _wait(driver, lambda d: d.find_element(By.ID, "fps").text not in ("", "\u2013"))
+    wait(driver, lambda d: live.screenshot_as_png != first, 20)
+    wait(driver, lambda d: d.find_element(By.ID, "fps").text not in ("", "\u2013"))
     assert driver.execute_script("return location.protocol") == "https:"
     cookies = driver.get_cookies()
     assert cookies and all(c["secure"] and c["httpOnly"] for c in cookies), cookies

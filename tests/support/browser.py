@@ -4,7 +4,7 @@
 cookies: one per user); every browser it made is closed at teardown. Debian's ``chromium`` and
 ``chromium-driver`` are used (scripts/test.sh installs them); without them the test fails.
 :func:`trust_key` makes the flag with which chromium accepts one server key, for pages served
-over HTTPS with a test CA's certificate.
+over HTTPS with a test CA's certificate. :func:`wait` polls a condition on the page.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,6 +38,17 @@ def trust_key(cert_pem: Path) -> str:
     cert = x509.load_pem_x509_certificate(cert_pem.read_bytes())
     spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     return "--ignore-certificate-errors-spki-list=" + base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+def wait(driver: Any, condition: Callable[[Any], Any], timeout: float = 20.0, poll: float = 0.02) -> Any:
+    """``condition(driver)`` once it is truthy. An element that is gone, or was replaced by the next
+    page while the condition read it (a submitted form's redirect landing between ``find_element``
+    and ``.text``), counts as "not yet" rather than failing the test."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    return WebDriverWait(driver, timeout, poll_frequency=poll, ignored_exceptions=ignored).until(condition)
 
 
 def new_browser(profile: Path, extra: tuple[str, ...] = ()) -> object:

@@ -38,9 +38,12 @@ def test_a_thread_gets_its_python_name_cut_to_what_the_kernel_keeps(waiting_thre
 
 def test_a_named_thread_is_not_written_again_until_its_name_changes(waiting_thread: threading.Thread) -> None:
     name_os_threads()
-    assert name_os_threads() == 0
+    task = Path(f"/proc/self/task/{waiting_thread.native_id}/comm")
+    task.write_text("marker")  # a second call that wrote again would put the name back
+    name_os_threads()  # (other threads of the test process may be named meanwhile: not counted on)
+    assert comm(waiting_thread.native_id) == "marker"
     waiting_thread.name = "infer-2"
-    assert name_os_threads() == 1
+    assert name_os_threads() >= 1
     assert comm(waiting_thread.native_id) == "infer-2"
 
 

@@ -5,7 +5,6 @@ audit trail shows every step."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,15 +12,10 @@ from typing import Any
 import pytest
 
 from agent.collector.dataset import Split, export
+from tests.support.browser import wait
 from tests.unit.collector.review.conftest import LABELS, PASSWORDS, ReviewApp
 
 pytestmark = pytest.mark.slow
-
-
-def wait(driver: Any, condition: Callable[[Any], Any], timeout: float = 15.0) -> Any:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout, poll_frequency=0.02).until(condition)
 
 
 def login(driver: Any, app: ReviewApp, user: str) -> None:
@@ -151,4 +145,3 @@ def test_two_reviewers_an_admin_and_the_export(
     wait(boss, lambda d: d.find_element(By.ID, "state").text == "open")
     trail = " | ".join(r.text for r in boss.find_elements(By.CSS_SELECTOR, "#audit tbody tr"))
     assert "boss reopened" in trail and not boss.find_elements(By.ID, "reason"), trail
-    time.sleep(0)
