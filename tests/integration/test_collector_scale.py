@@ -201,9 +201,11 @@ def test_a_batch_stored_before_the_previous_one_is_recorded_stays_exactly_once(
 
 
 def test_postgresql_restarted_mid_ingest_loses_nothing(
-    scaled: tuple[CollectorConfig, Ingest],
-    postgres: Postgres,
+    scaled: tuple[CollectorConfig, Ingest], postgres: Postgres, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from agent.collector import index_pg
+
+    monkeypatch.setattr(index_pg, "_CONNECT_TIMEOUT_S", 2.0)  # how long a commit waits for the database
     _cfg, ingest = scaled
     ingest.process(messages(5, seed=2))
     postgres.stop()
@@ -215,6 +217,7 @@ def test_postgresql_restarted_mid_ingest_loses_nothing(
     assert _count(ingest.index, "samples") == 10
 
 
+@pytest.mark.own_s3
 def test_the_s3_server_stopped_for_10s_is_waited_out(
     scaled: tuple[CollectorConfig, Ingest],
     seaweed: SeaweedS3,
@@ -270,7 +273,10 @@ def test_a_missing_bucket_is_one_clear_line_at_start(
         open_storage(cfg)
 
 
-def test_an_unreachable_database_is_one_clear_line_at_start(tmp_path: Path, seaweed: SeaweedS3) -> None:
+def test_an_unreachable_database_is_one_clear_line_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.collector import index_pg
+
+    monkeypatch.setattr(index_pg, "_CONNECT_TIMEOUT_S", 1.0)  # how long the pool tries (10 s in service)
     with pytest.raises(IndexUnavailableError, match="cannot reach the database"):
         Index("postgresql://collector:secret@127.0.0.1:1/nothing")
 

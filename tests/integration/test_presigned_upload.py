@@ -83,6 +83,7 @@ def test_a_collector_that_cannot_presign_gets_every_sample_over_mqtt(
     assert col.stop() == 0
 
 
+@pytest.mark.own_s3
 def test_a_failed_put_falls_back_and_the_collector_waits_out_the_stopped_store(
     tmp_path: Path, servers: tuple[Mosquitto, Postgres, SeaweedS3], unique_prefix: str,  # noqa: F811
     group: Callable[..., ScaledCollector],  # noqa: F811

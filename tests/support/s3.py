@@ -2,8 +2,10 @@
 
 Fixtures:
 
-- ``seaweed``: one server on free loopback ports, with one access key and a bucket, killed at teardown;
-- ``seaweed_factory()``: more of them (each with its own directory and ports).
+- ``seaweed``: a bucket of its own on one server shared by the session (a server takes 3 to 8 s
+  to start: its volume server must register with its master). A test that stops the store is
+  marked ``own_s3`` and gets a server of its own, killed at teardown;
+- ``seaweed_factory()``: more servers (each with its own directory and ports).
 
 Every gRPC port is given explicitly (``weed`` otherwise takes port+10000, which may be taken).
 ``weed`` ignores SIGTERM for a long while, so ``stop()`` sends SIGTERM, waits a short grace
@@ -13,6 +15,7 @@ A :class:`SeaweedS3` keeps its ports and data across ``stop()``/``start()``.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -55,8 +58,13 @@ def _ports(n: int) -> list[int]:
 class SeaweedS3:
     """One ``weed server`` (master, volume, filer, S3 gateway) in ``workdir``."""
 
-    def __init__(self, workdir: Path, bucket: str | None = None) -> None:
+    def __init__(
+        self, workdir: Path, bucket: str | None = None, volumes_per_bucket: int | None = None
+    ) -> None:
+        """``volumes_per_bucket``: how many volumes the master makes for a new bucket (weed's default 7
+        lets writes go to several at once; a server shared by many tests' buckets wants 1)."""
         self.workdir = workdir
+        self.volumes_per_bucket = volumes_per_bucket
         (workdir / "data").mkdir(parents=True, exist_ok=True)
         self.bucket = bucket or f"samples-{uuid.uuid4().hex[:8]}"
         names = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3", "s3_grpc")
@@ -76,6 +84,7 @@ class SeaweedS3:
         }
         (workdir / "s3.json").write_text(json.dumps(identities))
         self._proc: subprocess.Popen[bytes] | None = None
+        self._shared = False
 
     def command(self) -> list[str]:
         p = self.ports
@@ -86,12 +95,16 @@ class SeaweedS3:
             f"-filer.port={p['filer']}", f"-filer.port.grpc={p['filer_grpc']}",
             "-s3", f"-s3.port={p['s3']}", f"-s3.port.grpc={p['s3_grpc']}",
             f"-s3.config={self.workdir / 's3.json'}", "-master.volumeSizeLimitMB=64",
-            "-volume.max=50", "-master.telemetry=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+            "-volume.max=500", "-master.telemetry=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
         ]  # fmt: skip
 
     def start(self, timeout: float = 60.0) -> SeaweedS3:
+        self._refuse_if_shared()
         log = self.log_path.open("ab")
-        self._proc = subprocess.Popen(self.command(), stdout=log, stderr=log, start_new_session=True)
+        env = dict(os.environ)
+        if self.volumes_per_bucket is not None:
+            env["WEED_MASTER_VOLUME_GROWTH_COPY_1"] = str(self.volumes_per_bucket)  # master.toml's
+        self._proc = subprocess.Popen(self.command(), stdout=log, stderr=log, start_new_session=True, env=env)
         log.close()
         deadline = time.monotonic() + timeout
         while not self._ready():
@@ -113,6 +126,13 @@ class SeaweedS3:
         except Exception:  # not up yet: every kind of connection or 5xx error
             return False
         return True
+
+    def in_new_bucket(self) -> SeaweedS3:
+        """This server seen through a new, empty bucket; it cannot be stopped through the view."""
+        view = copy.copy(self)
+        view.bucket, view._shared = f"samples-{uuid.uuid4().hex[:8]}", True
+        view.client().create_bucket(Bucket=view.bucket)
+        return view
 
     def client(self, **overrides: Any) -> Any:
         import boto3
@@ -154,6 +174,7 @@ class SeaweedS3:
         }
 
     def stop(self, grace: float = 2.0) -> None:
+        self._refuse_if_shared()
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
             return
@@ -163,6 +184,10 @@ class SeaweedS3:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+
+    def _refuse_if_shared(self) -> None:
+        if self._shared:
+            raise RuntimeError("this S3 server is shared by the session: mark the test own_s3 to stop one")
 
     def alive(self) -> bool:
         try:
@@ -194,6 +219,16 @@ def seaweed_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callab
         server.stop(grace=0.5)
 
 
+@pytest.fixture(scope="session")
+def seaweed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweed-session"), volumes_per_bucket=1).start()
+    yield server
+    server.stop(grace=0.5)
+
+
 @pytest.fixture
-def seaweed(seaweed_factory: Callable[..., SeaweedS3]) -> SeaweedS3:
-    return seaweed_factory()
+def seaweed(request: pytest.FixtureRequest, seaweed_factory: Callable[..., SeaweedS3]) -> SeaweedS3:
+    if request.node.get_closest_marker("own_s3"):
+        return seaweed_factory()
+    server: SeaweedS3 = request.getfixturevalue("seaweed_server")
+    return server.in_new_bucket()

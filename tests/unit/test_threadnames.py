@@ -15,6 +15,7 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="thread names th
 
 
 def comm(tid: int | None) -> str:
+    """The name the kernel has for one of this process's threads."""
     return Path(f"/proc/self/task/{tid}/comm").read_text().strip()
 
 
@@ -38,8 +39,8 @@ def test_a_thread_gets_its_python_name_cut_to_what_the_kernel_keeps(waiting_thre
 
 def test_a_named_thread_is_not_written_again_until_its_name_changes(waiting_thread: threading.Thread) -> None:
     name_os_threads()
-    task = Path(f"/proc/self/task/{waiting_thread.native_id}/comm")
-    task.write_text("marker")  # a second call that wrote again would put the name back
+    # a second call that wrote the name again would replace this marker
+    Path(f"/proc/self/task/{waiting_thread.native_id}/comm").write_text("marker")
     name_os_threads()  # (other threads of the test process may be named meanwhile: not counted on)
     assert comm(waiting_thread.native_id) == "marker"
     waiting_thread.name = "infer-2"

@@ -9,12 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.unit.pipeline.conftest import Harness, frames_dir, slow_package
+from tests.unit.test_threadnames import comm
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="thread names through /proc are Linux's")
-
-
-def comm(tid: int | None) -> str:
-    return Path(f"/proc/self/task/{tid}/comm").read_text().strip()
 
 
 def test_the_supervisor_names_the_pipeline_stages(build: Callable[..., Harness], tmp_path: Path) -> None:
