@@ -87,10 +87,14 @@ def test_ultralytics_boxes_arrive_where_the_export_put_them(
 @pytest.mark.parametrize(
     "case",
     [
-        ("teachable", "teachable"),
-        ("edge_impulse", "edge_impulse"),
-        ("keras/classifier.keras", "keras", "--labels", "good,scratch"),
-        ("torch/classifier.onnx", "torch", "--labels", "good,scratch"),
+        pytest.param(("teachable", "teachable"), id="teachable"),
+        pytest.param(("edge_impulse", "edge_impulse"), id="edge_impulse"),
+        pytest.param(  # a Keras model is converted by TensorFlow: the train extra
+            ("keras/classifier.keras", "keras", "--labels", "good,scratch"),
+            marks=[pytest.mark.train, pytest.mark.slow],
+            id="keras",
+        ),
+        pytest.param(("torch/classifier.onnx", "torch", "--labels", "good,scratch"), id="torch"),
     ],
 )
 def test_classifier_exports_label_black_and_white_frames_as_trained(
