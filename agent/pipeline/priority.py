@@ -118,9 +118,9 @@ class Favour:
         bottleneck = mine >= self.busy * wall and others <= self.ratio * mine
         self._streak = self._streak + 1 if bottleneck else 0
         if self._streak >= self.windows:
-            self.applied = True
             lowered = self._apply(self.nice, threading.get_native_id())
             self.state = "favoured" if lowered else "refused"
+            self.applied = True  # last: a thread that sees it set finds the priorities already changed
             if lowered:
                 log.info("inference_favoured", nice=self.nice, threads_lowered=lowered, **_rounded(self.last))
             else:  # setpriority refused: a unit whose SystemCallFilter lacks it (the shipped one has it)

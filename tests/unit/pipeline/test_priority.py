@@ -23,16 +23,19 @@ class Clocks:
     def __init__(self) -> None:
         self.wall = self.mine = self.process = 0.0
         self.applied: list[tuple[int, int]] = []
+        self.done_while_applying: list[bool] = []  # what another thread reading `applied` saw meanwhile
 
     def favour(self, **kw: float) -> Favour:
         kw.setdefault("window_s", 2.0)
 
         def apply(nice: int, keep: int) -> int:
             self.applied.append((nice, keep))
+            self.done_while_applying.append(favour.applied)
             return 3
 
-        return Favour(now=lambda: self.wall, thread_time=lambda: self.mine,
+        favour = Favour(now=lambda: self.wall, thread_time=lambda: self.mine,
                       process_time=lambda: self.process, apply=apply, **kw)  # type: ignore[arg-type]  # fmt: skip
+        return favour
 
     def frames(self, f: Favour, n: int, *, invoke_s: float, others_s: float, wall_s: float) -> None:
         """``n`` frames, each taking ``invoke_s`` of inference-thread CPU, ``others_s`` of CPU
@@ -52,6 +55,7 @@ def test_lowers_the_others_once_after_three_windows_with_the_inference_thread_th
     assert c.applied == [] and not f.applied
     c.frames(f, 340, invoke_s=0.005, others_s=0.002, wall_s=0.006)
     assert f.applied and len(c.applied) == 1 and c.applied[0][0] == 5
+    assert c.done_while_applying == [False]  # `applied` means the threads are already lowered
     assert f.last["busy"] == pytest.approx(0.833, abs=0.01)
     assert f.last["invoke_cpu_ms"] == pytest.approx(5.0, abs=0.05)
     assert f.last["others_cpu_ms"] == pytest.approx(2.0, abs=0.05)
