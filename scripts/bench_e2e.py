@@ -449,7 +449,6 @@ def report(r: dict[str, Any]) -> None:
     if "real" in r:
         _real(w, r["real"])
     w("\ntwo agents, one 30 fps camera each (demo model):\n")
-
     for i, cam in enumerate(r["cameras"], 1):
         w(
             f"  cam-{i}: {cam['fps']:.1f} fps, p99 {cam['p99_ms']:.1f} ms, CPU share {cam['cpu_share']:.1%} "
